@@ -1,0 +1,20 @@
+# folkrnn-lens: ABC -> tokens -> activations (-> matrices -> figures).
+# This file is the table of contents; each stage lives in workflow/rules/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/tokens.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/activations.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_outputs(),

@@ -1,0 +1,39 @@
+"""Shared fixtures: small folk-rnn models and the reference excerpt."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from folkrnn_lens.model import FolkRNN, FolkRNNConfig
+from folkrnn_lens.tokens import read_token_file
+
+ROOT = Path(__file__).resolve().parent.parent
+EXCERPT = ROOT / "resources" / "data_v2_excerpt.txt"
+
+
+def excerpt_vocab() -> list[str]:
+    tokens = sorted({token for tune in read_token_file(EXCERPT) for token in tune.tokens})
+    return ["<s>", "</s>", *tokens]
+
+
+def small_model(n_units: int = 32, n_layers: int = 3, seed: int = 0, scale: float = 0.3) -> FolkRNN:
+    """A model of the v2 architecture over the excerpt's vocabulary, with random
+    weights (initial states too, so they are tested) in a non-chaotic range."""
+    vocab = excerpt_vocab()
+    model = FolkRNN(FolkRNNConfig(vocab_size=len(vocab), n_layers=n_layers, n_units=n_units), vocab)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * scale / n_units**0.5 * 4)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def excerpt():
+    return read_token_file(EXCERPT)
+
+
+@pytest.fixture
+def model():
+    return small_model()

@@ -1,0 +1,51 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from folkrnn_lens.config import ConfigError, check_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_the_shipped_config_is_valid(config):
+    check_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(recrod={}), r"config error at \(top level\): Additional properties .*'recrod'"),
+        (lambda c: c["record"].update(layers=[0]), r"record -> layers -> 0: 0 is less than the minimum of 1"),
+        (
+            lambda c: c["record"].update(quantities=["h", "z"]),
+            r"record -> quantities -> 1: 'z' is not one of",
+        ),
+        (lambda c: c["model"].update(file="weights.bin"), r"model -> file: 'weights.bin' does not match"),
+        (lambda c: c.update(device="tpu"), r"device: 'tpu' is not one of \['cpu', 'cuda'\]"),
+        (
+            lambda c: c["transcriptions"].update(bad={"abc": "a.abc", "tokens": "t.txt"}),
+            r"transcriptions -> bad: expected exactly one of the keys \['abc', 'tokens', 'generate'\]",
+        ),
+        (
+            lambda c: c["transcriptions"]["generated_seed_1"]["generate"].update(temperature=0),
+            r"generated_seed_1 -> generate -> temperature: 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            lambda c: c["transcriptions"].update({"bad name": {"tokens": "t.txt"}}),
+            r"'bad name' does not match",
+        ),
+    ],
+)
+def test_a_bad_key_or_value_is_named_in_the_message(config, change, message):
+    bad = copy.deepcopy(config)
+    change(bad)
+    with pytest.raises(ConfigError, match=message):
+        check_config(bad, SCHEMA)

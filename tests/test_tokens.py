@@ -1,0 +1,78 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from folkrnn_lens.tokens import (
+    TokenFormatError,
+    Transcription,
+    bar_indices,
+    format_token_text,
+    parse_token_text,
+    select_transcription,
+)
+
+from .conftest import EXCERPT
+
+
+def test_every_excerpt_tune_round_trips_unchanged(excerpt):
+    text = EXCERPT.read_text()
+    assert len(excerpt) == 12
+    assert format_token_text(excerpt) == text
+    for tune in excerpt:
+        again = parse_token_text(tune.to_text())
+        assert again == [tune]
+
+
+def test_excerpt_tunes_have_meter_mode_and_body(excerpt):
+    first = excerpt[0]
+    assert (first.meter, first.mode) == ("M:9/8", "K:Cmaj")
+    assert first.body[:4] == ("G", "E", "E", "E")
+    assert first.tokens[:3] == ["M:9/8", "K:Cmaj", "G"]
+
+
+def test_bar_indices_count_closed_bars_and_skip_empty_ones():
+    tokens = ["<s>", "M:6/8", "K:Cmaj", "|:", "c", "|", "f", "2", ":|", "|2", "g", "|"]
+    assert bar_indices(tokens) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+def test_bar_indices_of_a_tune_without_pickup():
+    assert bar_indices(["G", "E", "|", "A", "B", "|", "c"]) == [0, 0, 0, 1, 1, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("M:6/8\n", "expected a meter line and a mode line"),
+        ("6/8\nK:Cmaj\nA B\n", "expected a meter like 'M:6/8'"),
+        ("M:6/8\nK:Dmaj\nA B\n", "expected a mode in"),
+        ("M:6/8\nK:Cmaj\nA </s> B\n", "body token 2 '</s>'"),
+    ],
+)
+def test_bad_token_files_name_the_file_line_and_token(text, message):
+    with pytest.raises(TokenFormatError, match="tunes.txt") as error:
+        parse_token_text("M:4/4\nK:Cmaj\nA B |\n\n" + text, "tunes.txt")
+    assert message in str(error.value)
+    assert "line 5" in str(error.value)
+
+
+def test_select_transcription_is_one_based_and_checks_range(excerpt):
+    assert select_transcription(excerpt, 2, "x") == excerpt[1]
+    with pytest.raises(TokenFormatError, match="asked for tune 13, but the file holds 12"):
+        select_transcription(excerpt, 13, "x")
+
+
+def test_blank_lines_between_tunes_may_repeat():
+    tunes = parse_token_text("\n\nM:4/4\nK:Cmaj\nA B\n\n\n\nM:3/4\nK:Cdor\nc d\n")
+    assert tunes == [
+        Transcription("M:4/4", "K:Cmaj", ("A", "B")),
+        Transcription("M:3/4", "K:Cdor", ("c", "d")),
+    ]
+
+
+@given(st.text())
+def test_parsing_arbitrary_text_raises_only_the_declared_error(text):
+    try:
+        tunes = parse_token_text(text)
+    except TokenFormatError:
+        return
+    assert parse_token_text(format_token_text(tunes)) == tunes

@@ -1,0 +1,142 @@
+"""The Snakemake workflow end to end, run as a user runs it."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from folkrnn_lens.tables import load_activation, read_provenance
+
+from .conftest import EXCERPT, ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+ABC = """X:7
+T:Test Reel
+M:4/4
+L:1/8
+K:D
+FAAB AFED|FAAB A2de|fded cAGE|1 FDEC D4:|2 FDEC D2de||
+"""
+
+
+def tiny_config(tmp: Path) -> dict:
+    (tmp / "tunes.abc").write_text(ABC)
+    return {
+        "model": {
+            "file": "untrained",
+            "untrained": {
+                "n_layers": 3,
+                "n_units": 16,
+                "seed": 3,
+                "vocabulary_corpora": ["mini"],
+                "vocabulary_files": [str(EXCERPT)],
+            },
+        },
+        "corpora": {"mini": {"sources": [str(tmp / "tunes.abc")]}},
+        "transcriptions": {
+            "reel": {"abc": str(tmp / "tunes.abc"), "x": 7},
+            "excerpt_3": {"tokens": str(EXCERPT), "index": 3},
+            "gen": {"generate": {"seed": 4, "temperature": 1.0, "max_length": 50}},
+        },
+        "record": {"layers": [1, 3], "quantities": ["h", "c", "f"]},
+        "torch_threads": 1,
+    }
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def make_workdir(tmp: Path, config: dict) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp
+
+
+def test_lint_is_clean():
+    result = run_snakemake(ROOT, "--lint")
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+def test_small_config_runs_end_to_end(tmp_path):
+    workdir = make_workdir(tmp_path / "run", tiny_config(tmp_path))
+    run_snakemake(workdir, "-j", "2")
+    folder = workdir / "results" / "transcriptions"
+    for name in ("reel", "excerpt_3", "gen"):
+        for file in ("tokens.txt", "steps.parquet", "activations.parquet"):
+            assert (folder / name / file).stat().st_size > 0, (name, file)
+    steps = pd.read_parquet(folder / "reel" / "steps.parquet")
+    assert steps["input_token"].tolist()[:3] == ["<s>", "M:4/4", "K:Cmaj"]
+    assert steps["output_token"].iloc[-1] == "</s>"
+    h3 = load_activation(folder / "reel" / "activations.parquet", 3, "h")
+    assert h3.shape == (len(steps), 16)
+    with pytest.raises(KeyError):
+        load_activation(folder / "reel" / "activations.parquet", 2, "h")  # not configured
+    meta = read_provenance(folder / "gen" / "activations.parquet")
+    assert (meta["mode"], meta["seed"]) == ("generate", 4)
+    assert meta["model_file"].endswith("untrained-v2.safetensors")
+    tunes = pd.read_parquet(workdir / "results" / "corpus" / "mini" / "tunes.parquet")
+    assert tunes["status"].tolist() == ["ok"]
+    assert (workdir / "results" / "logs" / "activations" / "reel.log").exists()
+    assert (workdir / "results" / "benchmarks" / "activations" / "reel.tsv").exists()
+
+
+def test_results_are_the_same_bytes_with_one_or_two_jobs(tmp_path):
+    outputs = []
+    for jobs in ("1", "2"):
+        workdir = make_workdir(tmp_path / f"j{jobs}", tiny_config(tmp_path))
+        run_snakemake(workdir, "-j", jobs)
+        files = sorted((workdir / "results" / "transcriptions").rglob("*.*"))
+        outputs.append({f.relative_to(workdir).as_posix(): f.read_bytes() for f in files})
+    assert outputs[0].keys() == outputs[1].keys() and len(outputs[0]) == 9
+    for name in outputs[0]:
+        assert outputs[0][name] == outputs[1][name], name
+
+
+def test_a_bad_config_fails_before_any_job_with_the_key_named(tmp_path):
+    config = tiny_config(tmp_path)
+    config["record"]["quantities"] = ["h", "hidden"]
+    workdir = make_workdir(tmp_path / "bad", config)
+    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-j", "1"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "record -> quantities -> 1: 'hidden' is not one of" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_a_token_outside_the_vocabulary_fails_that_job_only(tmp_path):
+    config = tiny_config(tmp_path)
+    config["model"]["untrained"]["vocabulary_corpora"] = []  # the reel's tokens are not all in the excerpt
+    (tmp_path / "odd.txt").write_text("M:4/4\nK:Cmaj\nC D ^^G |\n")
+    config["transcriptions"]["odd"] = {"tokens": str(tmp_path / "odd.txt")}
+    workdir = make_workdir(tmp_path / "odd", config)
+    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-j", "2", "--keep-going"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0
+    log = (workdir / "results" / "logs" / "activations" / "odd.log").read_text()
+    assert "transcription 'odd'" in log and "token '^^G' at position 5" in log
+    assert (workdir / "results" / "transcriptions" / "excerpt_3" / "activations.parquet").exists()
+
+
+def test_default_config_runs_on_a_fresh_clone(tmp_path):
+    """What the README promises: `snakemake -j 2` on the shipped config, in a copy of
+    the tracked workflow files (no results, no .snakemake of this checkout)."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for item in ("Snakefile", "config.yaml", "workflow", "resources", "envs"):
+        source = ROOT / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, clone / item)
+    run_snakemake(clone, "-j", "2")
+    for name in yaml.safe_load((ROOT / "config.yaml").read_text())["transcriptions"]:
+        steps = pd.read_parquet(clone / "results" / "transcriptions" / name / "steps.parquet")
+        assert len(steps) > 1
+        assert np.isfinite(np.stack(steps["softmax"].to_numpy())).all()

@@ -1,0 +1,58 @@
+# Stage 3: tokens -> every activation of every step, as Parquet tables.
+
+
+rule read_activations:
+    input:
+        model=model_file(),
+        tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
+    output:
+        steps=f"{RESULTS}/transcriptions/{{name}}/steps.parquet",
+        activations=f"{RESULTS}/transcriptions/{{name}}/activations.parquet",
+    log:
+        f"{RESULTS}/logs/activations/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/activations/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(transcription_names("read")),
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        layers=config["record"]["layers"],
+        quantities=config["record"]["quantities"],
+        device=config["device"],
+        torch_threads=config["torch_threads"],
+    script:
+        "../scripts/read_activations.py"
+
+
+rule generate_activations:
+    input:
+        model=model_file(),
+    output:
+        tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
+        steps=f"{RESULTS}/transcriptions/{{name}}/steps.parquet",
+        activations=f"{RESULTS}/transcriptions/{{name}}/activations.parquet",
+    log:
+        f"{RESULTS}/logs/activations/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/activations/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(transcription_names("generate")),
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        generation=lambda wildcards: config["transcriptions"][wildcards.name][
+            "generate"
+        ],
+        layers=config["record"]["layers"],
+        quantities=config["record"]["quantities"],
+        device=config["device"],
+        torch_threads=config["torch_threads"],
+    script:
+        "../scripts/generate_activations.py"

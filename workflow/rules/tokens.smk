@@ -1,0 +1,32 @@
+# Stage 1: ABC and token files -> folk-rnn v2 tokens.
+
+
+rule tokenize_transcription:
+    output:
+        tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
+    log:
+        f"{RESULTS}/logs/tokenize/{{name}}.log",
+    wildcard_constraints:
+        name=name_pattern(transcription_names("read")),
+    conda:
+        ENV
+    params:
+        spec=lambda wildcards: config["transcriptions"][wildcards.name],
+    script:
+        "../scripts/tokenize_transcription.py"
+
+
+rule build_corpus:
+    output:
+        tokens=f"{RESULTS}/corpus/{{corpus}}/tunes.txt",
+        table=f"{RESULTS}/corpus/{{corpus}}/tunes.parquet",
+    log:
+        f"{RESULTS}/logs/corpus/{{corpus}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus/{{corpus}}.tsv"
+    conda:
+        ENV
+    params:
+        sources=lambda wildcards: config["corpora"][wildcards.corpus]["sources"],
+    script:
+        "../scripts/build_corpus.py"

@@ -1,0 +1,428 @@
+"""folk-rnn v2 in PyTorch, in one file: the model, its checkpoints, and capture.
+
+The model is a token-level LSTM language model: one-hot input, a stack of LSTM
+layers without peepholes, a softmax over the vocabulary. Weights are kept in the
+layout of the original Lasagne model (``x @ W``, gates concatenated in the order
+i, f, g, o, which is also torch.nn.LSTM's order), so a folk-rnn pickle maps onto
+the parameters without reshuffling and every equation of DESIGN.md reads
+directly off the code:
+
+    i = sigmoid(a W_xi + h W_hi + b_i)     f = sigmoid(a W_xf + h W_hf + b_f)
+    g_pre = a W_xc + h W_hc + b_c          g = tanh(g_pre)
+    o = sigmoid(a W_xo + h W_ho + b_o)     c = f * c + i * g      h = o * tanh(c)
+    p = softmax(h_top W_out + b_out)
+
+Capture (``read`` and ``generate``) runs one step function for both, so reading a
+generated tune reproduces the activations recorded while generating it, bit for
+bit. The quantities of a step are written straight into one preallocated buffer
+with ``out=`` kernels: no Python loop per unit or per gate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from .tokens import END, START
+
+QUANTITIES = ("i", "f", "g_pre", "g", "o", "c", "h")
+"""The names of the recorded quantities of a layer, in buffer order."""
+
+PICKLE_LAYER_ARRAYS = (
+    "W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f",
+    "W_xc", "W_hc", "b_c", "W_xo", "W_ho", "b_o",
+    "cell_init", "hid_init",
+)  # fmt: skip
+"""The 14 arrays of one Lasagne LSTMLayer in folk-rnn's pickle, in order."""
+
+
+CHECKPOINT_FORMAT = "folkrnn-lens/1"
+
+
+class UnknownTokenError(ValueError):
+    """A token the model's vocabulary does not hold."""
+
+
+class CheckpointError(ValueError):
+    """A model file that is not what it claims to be."""
+
+
+@dataclass(frozen=True)
+class FolkRNNConfig:
+    vocab_size: int = 137
+    n_layers: int = 3
+    n_units: int = 512
+    dropout: float = 0.5  # after each LSTM layer, training only
+
+
+@dataclass
+class Capture:
+    """Everything recorded for one tune.
+
+    ``activations[l, q, t]`` is quantity ``QUANTITIES[q]`` of layer ``l + 1`` at
+    step ``t``; step ``t`` reads ``input_tokens[t]`` and the next token is
+    ``output_tokens[t]``.
+    """
+
+    input_tokens: list[str]
+    output_tokens: list[str]
+    activations: np.ndarray  # (n_layers, 7, T, H) float32; each (T, H) block contiguous
+    softmax: np.ndarray  # (T, V) float32
+
+
+class FolkRNN(nn.Module):
+    def __init__(self, config: FolkRNNConfig, vocab: list[str]):
+        super().__init__()
+        if len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
+            raise CheckpointError(
+                f"vocabulary of {len(vocab)} tokens does not fit vocab_size {config.vocab_size}"
+            )
+        for token in (START, END):
+            if token not in vocab:
+                raise CheckpointError(f"vocabulary lacks {token!r}")
+        self.config = config
+        self.vocab = list(vocab)
+        self.token2idx = {token: index for index, token in enumerate(vocab)}
+        V, H, L = config.vocab_size, config.n_units, config.n_layers
+        sizes_in = [V] + [H] * (L - 1)
+        self.W_x = nn.ParameterList(nn.Parameter(torch.empty(n_in, 4 * H)) for n_in in sizes_in)
+        self.W_h = nn.ParameterList(nn.Parameter(torch.empty(H, 4 * H)) for _ in range(L))
+        self.b = nn.ParameterList(nn.Parameter(torch.empty(4 * H)) for _ in range(L))
+        self.h0 = nn.ParameterList(nn.Parameter(torch.zeros(H)) for _ in range(L))
+        self.c0 = nn.ParameterList(nn.Parameter(torch.zeros(H)) for _ in range(L))
+        self.W_out = nn.Parameter(torch.empty(H, V))
+        self.b_out = nn.Parameter(torch.zeros(V))
+        self.reset_parameters()
+
+    # ---- initialisation ----------------------------------------------------------
+
+    @torch.no_grad()
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """folk-rnn's initialisation: Lasagne's Normal(0.1) gate weights, zero biases
+        but the forget gate's at 5, zero initial states, Glorot-uniform output."""
+        H = self.config.n_units
+        for W_x, W_h, b in zip(self.W_x, self.W_h, self.b):
+            W_x.normal_(0.0, 0.1, generator=generator)
+            W_h.normal_(0.0, 0.1, generator=generator)
+            b.zero_()
+            b[H : 2 * H] = 5.0
+        for state in (*self.h0, *self.c0):
+            state.zero_()
+        bound = math.sqrt(6.0 / (H + self.config.vocab_size))
+        self.W_out.uniform_(-bound, bound, generator=generator)
+        self.b_out.zero_()
+
+    # ---- tokens --------------------------------------------------------------------
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        """Token indices; an unknown token is an error naming it and its position."""
+        unknown = [(position, token) for position, token in enumerate(tokens) if token not in self.token2idx]
+        if unknown:
+            position, token = unknown[0]
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise UnknownTokenError(
+                f"token {token!r} at position {position} is not in the model's vocabulary of "
+                f"{len(self.vocab)} tokens{more}"
+            )
+        return [self.token2idx[token] for token in tokens]
+
+    # ---- training forward: the same weights through torch's fused LSTM --------------
+
+    def torch_lstm(self) -> nn.LSTM:
+        """A torch.nn.LSTM holding a copy of these weights (b_hh zero)."""
+        cfg = self.config
+        lstm = nn.LSTM(cfg.vocab_size, cfg.n_units, cfg.n_layers, batch_first=True)
+        with torch.no_grad():
+            for name, tensor in self._lstm_weights().items():
+                getattr(lstm, name).copy_(tensor)
+        return lstm.to(self.W_out.device)
+
+    def _lstm_weights(self) -> dict[str, torch.Tensor]:
+        weights = {}
+        for layer in range(self.config.n_layers):
+            weights[f"weight_ih_l{layer}"] = self.W_x[layer].T
+            weights[f"weight_hh_l{layer}"] = self.W_h[layer].T
+            weights[f"bias_ih_l{layer}"] = self.b[layer]
+            weights[f"bias_hh_l{layer}"] = torch.zeros_like(self.b[layer])
+        return weights
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Logits (B, T, V) for token indices (B, T), with dropout after each layer
+        in training mode. Runs torch's fused LSTM kernel on this model's weights."""
+        cfg = self.config
+        B = idx.shape[0]
+        x = nn.functional.one_hot(idx, cfg.vocab_size).to(self.W_out.dtype)  # (B, T, V)
+        for layer in range(cfg.n_layers):
+            lstm = _single_layer_lstm(x.shape[-1], cfg.n_units, x.device)
+            weights = {
+                "weight_ih_l0": self.W_x[layer].T,
+                "weight_hh_l0": self.W_h[layer].T,
+                "bias_ih_l0": self.b[layer],
+                "bias_hh_l0": torch.zeros_like(self.b[layer]),
+            }
+            h0 = self.h0[layer].expand(1, B, -1).contiguous()
+            c0 = self.c0[layer].expand(1, B, -1).contiguous()
+            x, _ = functional_call(lstm, weights, (x, (h0, c0)))  # (B, T, H)
+            x = nn.functional.dropout(x, cfg.dropout, self.training)
+        return x @ self.W_out + self.b_out  # (B, T, V)
+
+    # ---- capture ------------------------------------------------------------------------
+
+    def _initial_state(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        h = [h0.detach().expand(batch, -1).clone() for h0 in self.h0]
+        c = [c0.detach().expand(batch, -1).clone() for c0 in self.c0]
+        return h, c
+
+    def _record_buffer(self, batch: int, steps: int) -> torch.Tensor:
+        """(L, 7, B, T, H): each tune's (layer, quantity) is one contiguous (T, H) block,
+        so tables are written from views, without copying."""
+        cfg = self.config
+        shape = (cfg.n_layers, len(QUANTITIES), batch, steps, cfg.n_units)
+        return torch.empty(shape, device=self.W_out.device)
+
+    @torch.no_grad()
+    def _step(self, idx: torch.Tensor, h: list, c: list, record: torch.Tensor) -> None:
+        """One time step for a batch of token indices (B,). Writes every quantity of
+        every layer into ``record`` (L, 7, B, H) and moves h and c on."""
+        H = self.config.n_units
+        a = None
+        for layer in range(self.config.n_layers):
+            if layer == 0:  # one-hot input: a W_x is a row lookup, exact
+                z = torch.addmm(self.b[0], h[0], self.W_h[0]).add_(self.W_x[0][idx])  # (B, 4H)
+            else:
+                z = torch.addmm(self.b[layer], a, self.W_x[layer]).addmm_(h[layer], self.W_h[layer])
+            i, f, g_pre, g, o, c_new, h_new = record[layer]  # each (B, H)
+            torch.sigmoid(z[:, :H], out=i)
+            torch.sigmoid(z[:, H : 2 * H], out=f)
+            g_pre.copy_(z[:, 2 * H : 3 * H])
+            torch.tanh(g_pre, out=g)
+            torch.sigmoid(z[:, 3 * H :], out=o)
+            torch.mul(f, c[layer], out=c_new).addcmul_(i, g)
+            torch.tanh(c_new, out=h_new).mul_(o)
+            h[layer], c[layer], a = h_new, c_new, h_new
+
+    def _softmax(self, h_top: torch.Tensor) -> torch.Tensor:
+        """p (T, V) of one tune from its top-layer h (T, H); read and generate both
+        compute the recorded softmax here, on the same shapes, so they agree exactly."""
+        return torch.softmax(torch.addmm(self.b_out, h_top, self.W_out), dim=-1)
+
+    def _captures(
+        self, record: torch.Tensor, sequences: list[list[int]], lengths: list[int]
+    ) -> list[Capture]:
+        captures = []
+        for row, (seq, n) in enumerate(zip(sequences, lengths)):
+            tokens = [self.vocab[k] for k in seq[: n + 1]]
+            acts = record[:, :, row, :n]  # (L, 7, n, H)
+            captures.append(
+                Capture(
+                    input_tokens=tokens[:n],
+                    output_tokens=tokens[1 : n + 1],
+                    activations=_to_numpy(acts),
+                    softmax=_to_numpy(self._softmax(acts[-1, -1])),
+                )
+            )
+        return captures
+
+    @torch.no_grad()
+    def read(self, transcriptions: list[list[str]]) -> list[Capture]:
+        """Teacher forcing: feed <s> and each transcription's tokens, a batch at a time,
+        and record every quantity at every step. Shorter tunes are padded at the end,
+        which cannot change their earlier steps."""
+        end = self.token2idx[END]
+        sequences = [self.encode([START, *tokens]) + [end] for tokens in transcriptions]
+        lengths = [len(seq) - 1 for seq in sequences]
+        B, T = len(sequences), max(lengths)
+        idx = torch.full((B, T), end, dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            idx[row, : lengths[row]] = torch.tensor(seq[:-1])
+        idx = idx.to(self.W_out.device)
+        record = self._record_buffer(B, T)
+        h, c = self._initial_state(B)
+        for t in range(T):
+            self._step(idx[:, t], h, c, record[:, :, :, t])
+        return self._captures(record, sequences, lengths)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        seeds: list[int],
+        temperature: float = 1.0,
+        prime: list[str] | None = None,
+        max_length: int = 1000,
+    ) -> list[Capture]:
+        """Sample one tune per seed from <s> (and the prime tokens, fed as read), until
+        </s> or ``max_length`` steps, recording as it goes.
+
+        Each tune draws its uniform numbers from its own seeded generator, so a seed
+        gives the same tune whatever else is in the batch. Sampling uses
+        softmax(logits / temperature); the recorded softmax is the model's own p.
+        """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        prime_idx = self.encode(list(prime or []))
+        if max_length <= len(prime_idx):
+            raise ValueError(f"max_length {max_length} leaves no room after {len(prime_idx)} prime tokens")
+        B, end = len(seeds), self.token2idx[END]
+        rngs = [np.random.default_rng(seed) for seed in seeds]
+        record = self._record_buffer(B, max_length)
+        h, c = self._initial_state(B)
+        sequences = [[self.token2idx[START]] for _ in seeds]
+        lengths = [max_length] * B
+        live = np.ones(B, dtype=bool)
+        for t in range(max_length):
+            idx = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
+            self._step(idx, h, c, record[:, :, :, t])
+            if t < len(prime_idx):
+                nxt = np.full(B, prime_idx[t])
+            else:
+                nxt = _sample(self._softmax(h[-1]), temperature, rngs, live)
+            for row in np.flatnonzero(live):
+                sequences[row].append(int(nxt[row]))
+                if nxt[row] == end and t >= len(prime_idx):
+                    live[row], lengths[row] = False, t + 1
+            if not live.any():
+                break
+        return self._captures(record, sequences, lengths)
+
+
+def _single_layer_lstm(n_in: int, n_units: int, device) -> nn.LSTM:
+    return nn.LSTM(n_in, n_units, 1, batch_first=True, device=device)
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _sample(p: torch.Tensor, temperature: float, rngs: list, live: np.ndarray) -> np.ndarray:
+    """Inverse-CDF sampling of each live row, in float64, one uniform per row."""
+    logp = np.log(np.maximum(_to_numpy(p).astype(np.float64), 1e-300)) / temperature
+    weights = np.exp(logp - logp.max(axis=1, keepdims=True))
+    cdf = np.cumsum(weights, axis=1)
+    choice = np.zeros(len(rngs), dtype=np.int64)
+    for row in np.flatnonzero(live):
+        u = rngs[row].random() * cdf[row, -1]
+        choice[row] = min(int(np.searchsorted(cdf[row], u, side="right")), cdf.shape[1] - 1)
+    return choice
+
+
+# ---- model files ----------------------------------------------------------------------
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_checkpoint(model: FolkRNN, path: str | Path, extra: dict | None = None) -> None:
+    """Weights as float32 safetensors; vocabulary and config in its metadata."""
+    from safetensors.torch import save_file
+
+    tensors = {
+        name: tensor.detach().float().cpu().contiguous() for name, tensor in model.state_dict().items()
+    }
+    # One metadata key: safetensors writes several in no fixed order, and the
+    # file's bytes (its SHA-256 in every table) must not change between runs.
+    header = {
+        "format": CHECKPOINT_FORMAT,
+        "config": asdict(model.config),
+        "vocab": model.vocab,
+        "extra": extra or {},
+    }
+    metadata = {"folkrnn_lens": json.dumps(header)}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+
+
+def load_checkpoint(path: str | Path) -> FolkRNN:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = json.loads((handle.metadata() or {}).get("folkrnn_lens", "{}"))
+        if header.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(
+                f"{path}: not a folkrnn-lens checkpoint (no '{CHECKPOINT_FORMAT}' metadata)"
+            )
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    model = FolkRNN(FolkRNNConfig(**header["config"]), header["vocab"])
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit the stored config: {error}") from error
+    return model.eval()
+
+
+def load_folkrnn_pickle(path: str | Path) -> FolkRNN:
+    """The original folk-rnn v2 model: a Python-2 pickle of a dict with ``token2idx``
+    and ``param_values``, 45 Lasagne arrays (DESIGN.md): [0] the identity embedding,
+    14 arrays per LSTM layer (PICKLE_LAYER_ARRAYS), then W_out and b_out."""
+    with open(path, "rb") as stream:
+        try:
+            data = pickle.load(stream, encoding="latin1")
+        except Exception as error:
+            raise CheckpointError(f"{path}: not a readable pickle: {error}") from error
+    if not isinstance(data, dict) or not {"token2idx", "param_values"} <= set(data):
+        raise CheckpointError(f"{path}: expected a dict with 'token2idx' and 'param_values'")
+    token2idx, params = data["token2idx"], [np.asarray(p, dtype=np.float32) for p in data["param_values"]]
+    n_layers, rest = divmod(len(params) - 3, len(PICKLE_LAYER_ARRAYS))
+    if rest or n_layers < 1:
+        raise CheckpointError(f"{path}: {len(params)} parameter arrays do not make 1 + 14*L + 2")
+    vocab = [None] * len(token2idx)
+    for token, index in token2idx.items():
+        vocab[index] = token
+    if None in vocab:
+        raise CheckpointError(f"{path}: token2idx indices are not 0..{len(vocab) - 1}")
+    V, H = len(vocab), params[2].shape[0]
+    model = FolkRNN(FolkRNNConfig(vocab_size=V, n_layers=n_layers, n_units=H), vocab)
+    expected = {"W_x": None, "W_h": (H, H), "b": (H,), "init": (1, H)}
+    _check_shape(path, 0, params[0], (V, V))
+    with torch.no_grad():
+        for layer in range(n_layers):
+            arrays = dict(zip(PICKLE_LAYER_ARRAYS, params[1 + 14 * layer : 15 + 14 * layer]))
+            n_in = V if layer == 0 else H
+            for gate_pos, gate in enumerate("ifco"):
+                offset = 1 + 14 * layer + 3 * gate_pos
+                _check_shape(path, offset, arrays[f"W_x{gate}"], (n_in, H))
+                _check_shape(path, offset + 1, arrays[f"W_h{gate}"], expected["W_h"])
+                _check_shape(path, offset + 2, arrays[f"b_{gate}"], expected["b"])
+                cols = slice(gate_pos * H, (gate_pos + 1) * H)
+                model.W_x[layer][:, cols] = torch.from_numpy(arrays[f"W_x{gate}"])
+                model.W_h[layer][:, cols] = torch.from_numpy(arrays[f"W_h{gate}"])
+                model.b[layer][cols] = torch.from_numpy(arrays[f"b_{gate}"])
+            _check_shape(path, 13 + 14 * layer, arrays["cell_init"], expected["init"])
+            _check_shape(path, 14 + 14 * layer, arrays["hid_init"], expected["init"])
+            model.c0[layer].copy_(torch.from_numpy(arrays["cell_init"][0]))
+            model.h0[layer].copy_(torch.from_numpy(arrays["hid_init"][0]))
+        _check_shape(path, len(params) - 2, params[-2], (H, V))
+        _check_shape(path, len(params) - 1, params[-1], (V,))
+        model.W_out.copy_(torch.from_numpy(params[-2]))
+        model.b_out.copy_(torch.from_numpy(params[-1]))
+    return model.eval()
+
+
+def _check_shape(path, index: int, array: np.ndarray, shape: tuple) -> None:
+    if array.shape != tuple(shape):
+        raise CheckpointError(
+            f"{path}: param_values[{index}] has shape {array.shape}, expected {tuple(shape)}"
+        )
+
+
+def load_model(path: str | Path) -> FolkRNN:
+    """A folkrnn-lens checkpoint (.safetensors) or an original folk-rnn pickle (.pkl)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    if path.suffix == ".safetensors":
+        return load_checkpoint(path)
+    return load_folkrnn_pickle(path)

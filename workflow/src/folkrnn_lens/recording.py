@@ -1,0 +1,131 @@
+"""The activations stage: read or generate a transcription and write its tables.
+
+These are the functions the Snakemake rules call; each takes plain paths and
+values, so tests and notebooks call them the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from .model import FolkRNN, FolkRNNConfig, file_sha256, load_model, save_checkpoint
+from .tables import Provenance, write_capture
+from .tokens import END, START, Transcription, read_token_file
+
+log = logging.getLogger(__name__)
+
+
+def _prepare(model_path: str | Path, device: str, threads: int) -> FolkRNN:
+    torch.set_num_threads(threads)  # fixed by config: BLAS results may depend on it
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
+    return load_model(model_path).to(device)
+
+
+def _provenance(model: FolkRNN, model_path, mode: str, name: str, **generation) -> Provenance:
+    return Provenance(
+        model_file=str(model_path),
+        model_sha256=file_sha256(model_path),
+        vocab=model.vocab,
+        mode=mode,
+        transcription=name,
+        **generation,
+    )
+
+
+def record_read(
+    model_path: str | Path,
+    tokens_path: str | Path,
+    steps_path: str | Path,
+    activations_path: str | Path,
+    layers: list[int] | None = None,
+    quantities: list[str] | None = None,
+    name: str = "",
+    device: str = "cpu",
+    threads: int = 1,
+) -> None:
+    """Teacher-force the single tune of a token file through the model."""
+    model = _prepare(model_path, device, threads)
+    tunes = read_token_file(tokens_path)
+    if len(tunes) != 1:
+        raise ValueError(f"{tokens_path}: expected one tune, found {len(tunes)}")
+    try:
+        capture = model.read([tunes[0].tokens])[0]
+    except ValueError as error:
+        raise ValueError(f"transcription {name!r} ({tokens_path}): {error}") from error
+    provenance = _provenance(model, model_path, "read", name)
+    write_capture(capture, provenance, steps_path, activations_path, layers, quantities)
+    log.info("%s: read %d steps", name, len(capture.input_tokens))
+
+
+def record_generate(
+    model_path: str | Path,
+    tokens_path: str | Path,
+    steps_path: str | Path,
+    activations_path: str | Path,
+    seed: int,
+    temperature: float = 1.0,
+    prime: list[str] | None = None,
+    max_length: int = 1000,
+    layers: list[int] | None = None,
+    quantities: list[str] | None = None,
+    name: str = "",
+    device: str = "cpu",
+    threads: int = 1,
+) -> None:
+    """Generate a tune from a seed, recording every step, and write its tokens."""
+    model = _prepare(model_path, device, threads)
+    prime = list(prime or [])
+    capture = model.generate([seed], temperature, prime, max_length)[0]
+    provenance = _provenance(
+        model, model_path, "generate", name, seed=seed, temperature=temperature, prime=prime
+    )
+    write_capture(capture, provenance, steps_path, activations_path, layers, quantities)
+    write_generated_tokens(tokens_path, capture.input_tokens[1:], capture.output_tokens[-1] == END)
+    log.info("%s: generated %d steps", name, len(capture.input_tokens))
+
+
+def write_generated_tokens(path: str | Path, tokens: list[str], finished: bool) -> None:
+    """In the data_v2 format where the tokens make a tune (meter, mode, body); otherwise,
+    as an untrained model may write, the raw tokens on one line, with a warning."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    body = tokens[2:]
+    valid = (
+        len(tokens) >= 2
+        and tokens[0].startswith("M:")
+        and tokens[1].startswith("K:")
+        and not any(t.startswith(("M:", "K:")) or t in (START, END) for t in body)
+    )
+    if valid:
+        text = Transcription(tokens[0], tokens[1], tuple(body)).to_text()
+    else:
+        log.warning("%s: the generated tokens are not a tune (meter, mode, body); writing them raw", path)
+        text = " ".join(tokens) + "\n"
+    if not finished:
+        log.warning("%s: generation stopped at max_length before </s>", path)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def vocabulary_of(token_files: list[str | Path]) -> list[str]:
+    """<s>, </s>, then every token of the files, sorted: stable for the same files."""
+    tokens = set()
+    for path in token_files:
+        for tune in read_token_file(path):
+            tokens.update(tune.tokens)
+    return [START, END, *sorted(tokens - {START, END})]
+
+
+def init_untrained_model(
+    token_files: list[str | Path], out_path: str | Path, n_layers: int, n_units: int, seed: int
+) -> None:
+    """folk-rnn v2's architecture with folk-rnn's initialisation and no training: a
+    clearly-named stand-in until a trained model is configured."""
+    vocab = vocabulary_of(token_files)
+    config = FolkRNNConfig(vocab_size=len(vocab), n_layers=n_layers, n_units=n_units)
+    model = FolkRNN(config, vocab)
+    model.reset_parameters(torch.Generator().manual_seed(seed))
+    save_checkpoint(model, out_path, extra={"trained": False, "seed": seed})
+    log.info("untrained model: %d tokens, %d x %d units, seed %d", len(vocab), n_layers, n_units, seed)
