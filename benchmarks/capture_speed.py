@@ -23,13 +23,20 @@ from folkrnn_lens.model import FolkRNN, FolkRNNConfig
 from folkrnn_lens.reference import reference_read
 
 
-def best_of(repeats: int, function) -> float:
-    times = []
+def seconds(function) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def best_of_interleaved(repeats: int, *functions) -> list[float]:
+    """Best time of each function, alternating them so that a change in the
+    machine's load hits all of them alike."""
+    times = [[] for _ in functions]
     for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for row, function in zip(times, functions):
+            row.append(seconds(function))
+    return [min(row) for row in times]
 
 
 def main() -> None:
@@ -37,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--tunes", type=int, default=64)
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--numpy-tunes", type=int, default=2, help="tunes the slow numpy loop really runs")
     args = parser.parse_args()
 
@@ -60,10 +67,9 @@ def main() -> None:
 
     model.read(tunes[:2])  # warm up allocator and kernels
     plain_inference()
-    capture = best_of(args.repeats, lambda: model.read(tunes))
-    plain = best_of(args.repeats, plain_inference)
+    capture, plain = best_of_interleaved(args.repeats, lambda: model.read(tunes), plain_inference)
     few = tunes[: args.numpy_tunes]
-    numpy_few = best_of(1, lambda: [reference_read(model, tune, np.float32) for tune in few])
+    numpy_few = seconds(lambda: [reference_read(model, tune, np.float32) for tune in few])
     numpy_all = numpy_few * args.tunes / len(few)
 
     recorded = 3 * 7 * args.tunes * args.steps * 512 * 4 / 2**20

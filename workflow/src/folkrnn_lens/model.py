@@ -68,15 +68,24 @@ class FolkRNNConfig:
 class Capture:
     """Everything recorded for one tune.
 
-    ``activations[l, q, t]`` is quantity ``QUANTITIES[q]`` of layer ``l + 1`` at
-    step ``t``; step ``t`` reads ``input_tokens[t]`` and the next token is
-    ``output_tokens[t]``.
+    Step ``t`` reads ``input_tokens[t]``; ``output_tokens[t]`` is the token that
+    came next. ``layers[l][t, q]`` is quantity ``QUANTITIES[q]`` of layer ``l + 1``
+    at step ``t``: views into the capture buffer, so nothing is copied per tune.
     """
 
     input_tokens: list[str]
     output_tokens: list[str]
-    activations: np.ndarray  # (n_layers, 7, T, H) float32; each (T, H) block contiguous
+    layers: list[np.ndarray]  # per layer (T, 7, H) float32
     softmax: np.ndarray  # (T, V) float32
+
+    def quantity(self, layer: int, name: str) -> np.ndarray:
+        """(T, H) view of one quantity of one layer (counted from 1)."""
+        return self.layers[layer - 1][:, QUANTITIES.index(name)]
+
+    @property
+    def activations(self) -> np.ndarray:
+        """All of it as one (n_layers, 7, T, H) array (a copy)."""
+        return np.stack([layer.transpose(1, 0, 2) for layer in self.layers])
 
 
 class FolkRNN(nn.Module):
@@ -177,79 +186,92 @@ class FolkRNN(nn.Module):
 
     # ---- capture ------------------------------------------------------------------------
 
-    def _initial_state(self, batch: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        h = [h0.detach().expand(batch, -1).clone() for h0 in self.h0]
-        c = [c0.detach().expand(batch, -1).clone() for c0 in self.c0]
+    def _recurrent(self, h: torch.Tensor, z: torch.Tensor) -> None:
+        """z[l] = h[l] W_h + b for every layer, from the previous step's h (L, B, H).
+        (One plain product per layer: faster here than a batched product.)"""
+        for layer in range(self.config.n_layers):
+            torch.addmm(self.b[layer], h[layer], self.W_h[layer], out=z[layer])
+
+    def _initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.stack([h0.detach().expand(batch, -1) for h0 in self.h0]).contiguous()  # (L, B, H)
+        c = torch.stack([c0.detach().expand(batch, -1) for c0 in self.c0]).contiguous()
         return h, c
 
-    def _record_buffer(self, batch: int, steps: int) -> torch.Tensor:
-        """(L, 7, B, T, H): each tune's (layer, quantity) is one contiguous (T, H) block,
-        so tables are written from views, without copying."""
+    def _record_buffer(self, slots: int, batch: int) -> torch.Tensor:
         cfg = self.config
-        shape = (cfg.n_layers, len(QUANTITIES), batch, steps, cfg.n_units)
+        shape = (slots, cfg.n_layers, len(QUANTITIES), batch, cfg.n_units)
         return torch.empty(shape, device=self.W_out.device)
 
-    @torch.no_grad()
-    def _step(self, idx: torch.Tensor, h: list, c: list, record: torch.Tensor) -> None:
-        """One time step for a batch of token indices (B,). Writes every quantity of
-        every layer into ``record`` (L, 7, B, H) and moves h and c on."""
+    def _add_input(self, z: torch.Tensor, layer: int, a: torch.Tensor) -> None:
+        """z += a W_x of one layer; layer 1's input is one-hot, so a row lookup (exact)."""
+        if layer == 0:
+            z.add_(self.W_x[0][a])
+        else:
+            z.addmm_(a, self.W_x[layer])
+
+    def _gates(self, z: torch.Tensor, c: torch.Tensor, record: torch.Tensor) -> None:
+        """Every quantity from the pre-activations z (..., B, 4H) and the previous cell
+        state c (..., B, H), written into record (..., 7, B, H) in QUANTITIES order."""
         H = self.config.n_units
-        a = None
-        for layer in range(self.config.n_layers):
-            if layer == 0:  # one-hot input: a W_x is a row lookup, exact
-                z = torch.addmm(self.b[0], h[0], self.W_h[0]).add_(self.W_x[0][idx])  # (B, 4H)
-            else:
-                z = torch.addmm(self.b[layer], a, self.W_x[layer]).addmm_(h[layer], self.W_h[layer])
-            i, f, g_pre, g, o, c_new, h_new = record[layer]  # each (B, H)
-            torch.sigmoid(z[:, :H], out=i)
-            torch.sigmoid(z[:, H : 2 * H], out=f)
-            g_pre.copy_(z[:, 2 * H : 3 * H])
-            torch.tanh(g_pre, out=g)
-            torch.sigmoid(z[:, 3 * H :], out=o)
-            torch.mul(f, c[layer], out=c_new).addcmul_(i, g)
-            torch.tanh(c_new, out=h_new).mul_(o)
-            h[layer], c[layer], a = h_new, c_new, h_new
+        i, f, g_pre, g, o, c_new, h_new = record.unbind(-3)
+        torch.sigmoid(z[..., :H], out=i)
+        torch.sigmoid(z[..., H : 2 * H], out=f)
+        g_pre.copy_(z[..., 2 * H : 3 * H])
+        torch.tanh(g_pre, out=g)
+        torch.sigmoid(z[..., 3 * H :], out=o)
+        torch.mul(f, c, out=c_new).addcmul_(i, g)
+        torch.tanh(c_new, out=h_new).mul_(o)
 
     def _softmax(self, h_top: torch.Tensor) -> torch.Tensor:
         """p (T, V) of one tune from its top-layer h (T, H); read and generate both
         compute the recorded softmax here, on the same shapes, so they agree exactly."""
-        return torch.softmax(torch.addmm(self.b_out, h_top, self.W_out), dim=-1)
+        return torch.softmax(torch.addmm(self.b_out, h_top.contiguous(), self.W_out), dim=-1)
 
-    def _captures(
-        self, record: torch.Tensor, sequences: list[list[int]], lengths: list[int]
-    ) -> list[Capture]:
-        captures = []
-        for row, (seq, n) in enumerate(zip(sequences, lengths)):
-            tokens = [self.vocab[k] for k in seq[: n + 1]]
-            acts = record[:, :, row, :n]  # (L, 7, n, H)
-            captures.append(
-                Capture(
-                    input_tokens=tokens[:n],
-                    output_tokens=tokens[1 : n + 1],
-                    activations=_to_numpy(acts),
-                    softmax=_to_numpy(self._softmax(acts[-1, -1])),
-                )
-            )
-        return captures
+    def _capture(self, tokens: list[int], layers: list[torch.Tensor]) -> Capture:
+        """A tune's capture from its per-layer (T, 7, H) views; tokens has T + 1 entries."""
+        words = [self.vocab[k] for k in tokens]
+        return Capture(
+            input_tokens=words[:-1],
+            output_tokens=words[1:],
+            layers=[_to_numpy(layer) for layer in layers],
+            softmax=_to_numpy(self._softmax(layers[-1][:, QUANTITIES.index("h")])),
+        )
 
     @torch.no_grad()
     def read(self, transcriptions: list[list[str]]) -> list[Capture]:
         """Teacher forcing: feed <s> and each transcription's tokens, a batch at a time,
-        and record every quantity at every step. Shorter tunes are padded at the end,
-        which cannot change their earlier steps."""
-        end = self.token2idx[END]
+        and record every quantity at every step.
+
+        The layers run as a wavefront: pass k computes step k of layer 1, step k - 1
+        of layer 2, and so on, so the gates of all layers are computed together,
+        with a third of the kernel calls. Every matrix product has the same shape
+        as in ``generate``, which makes the two agree bit for bit. Shorter tunes are padded
+        at the end, which cannot change their earlier steps.
+        """
+        L, end = self.config.n_layers, self.token2idx[END]
         sequences = [self.encode([START, *tokens]) + [end] for tokens in transcriptions]
-        lengths = [len(seq) - 1 for seq in sequences]
-        B, T = len(sequences), max(lengths)
-        idx = torch.full((B, T), end, dtype=torch.long)
+        B, T = len(sequences), max(len(seq) for seq in sequences) - 1
+        idx = torch.full((B, T + L), end, dtype=torch.long)
         for row, seq in enumerate(sequences):
-            idx[row, : lengths[row]] = torch.tensor(seq[:-1])
+            idx[row, : len(seq) - 1] = torch.tensor(seq[:-1])
         idx = idx.to(self.W_out.device)
-        record = self._record_buffer(B, T)
         h, c = self._initial_state(B)
-        for t in range(T):
-            self._step(idx[:, t], h, c, record[:, :, :, t])
-        return self._captures(record, sequences, lengths)
+        z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
+        record = self._record_buffer(T + L - 1, B)  # pass k, layer l holds step k - l
+        for k in range(T + L - 1):
+            self._recurrent(h, z)
+            for layer in range(L):
+                self._add_input(z[layer], layer, idx[:, k] if layer == 0 else h[layer - 1])
+            self._gates(z, c, record[k])
+            live = slice(max(0, k - T + 1), min(L, k + 1))  # layers with a real step now
+            h[live] = record[k, live, QUANTITIES.index("h")]
+            c[live] = record[k, live, QUANTITIES.index("c")]
+        captures = []
+        for row, seq in enumerate(sequences):
+            n = len(seq) - 1
+            layers = [record[layer : layer + n, layer, :, row] for layer in range(L)]
+            captures.append(self._capture(seq, layers))
+        return captures
 
     @torch.no_grad()
     def generate(
@@ -271,16 +293,22 @@ class FolkRNN(nn.Module):
         prime_idx = self.encode(list(prime or []))
         if max_length <= len(prime_idx):
             raise ValueError(f"max_length {max_length} leaves no room after {len(prime_idx)} prime tokens")
-        B, end = len(seeds), self.token2idx[END]
+        L, B, end = self.config.n_layers, len(seeds), self.token2idx[END]
         rngs = [np.random.default_rng(seed) for seed in seeds]
-        record = self._record_buffer(B, max_length)
         h, c = self._initial_state(B)
+        z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
+        record = self._record_buffer(max_length, B)
         sequences = [[self.token2idx[START]] for _ in seeds]
         lengths = [max_length] * B
         live = np.ones(B, dtype=bool)
         for t in range(max_length):
-            idx = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
-            self._step(idx, h, c, record[:, :, :, t])
+            self._recurrent(h, z)  # as in read
+            a = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
+            for layer in range(L):
+                self._add_input(z[layer], layer, a)
+                self._gates(z[layer], c[layer], record[t, layer])
+                h[layer] = a = record[t, layer, QUANTITIES.index("h")]
+                c[layer] = record[t, layer, QUANTITIES.index("c")]
             if t < len(prime_idx):
                 nxt = np.full(B, prime_idx[t])
             else:
@@ -291,7 +319,10 @@ class FolkRNN(nn.Module):
                     live[row], lengths[row] = False, t + 1
             if not live.any():
                 break
-        return self._captures(record, sequences, lengths)
+        return [
+            self._capture(seq[: n + 1], [record[:n, layer, :, row] for layer in range(L)])
+            for row, (seq, n) in enumerate(zip(sequences, lengths))
+        ]
 
 
 def _single_layer_lstm(n_in: int, n_units: int, device) -> nn.LSTM:

@@ -81,7 +81,8 @@ def activations_table(
     quantities: list[str] | None = None,
 ) -> pa.Table:
     """One row per (layer, quantity, step) for the chosen layers (1-based) and quantities."""
-    n_layers, _, n_steps, n_units = capture.activations.shape
+    n_layers = len(capture.layers)
+    n_steps, _, n_units = capture.layers[0].shape
     layers = list(layers or range(1, n_layers + 1))
     quantities = list(quantities or QUANTITIES)
     for layer in layers:
@@ -91,7 +92,7 @@ def activations_table(
         if quantity not in QUANTITIES:
             raise ValueError(f"unknown quantity {quantity!r}; expected one of {QUANTITIES}")
     pairs = [(layer, quantity) for layer in layers for quantity in quantities]
-    blocks = [capture.activations[layer - 1, QUANTITIES.index(q)] for layer, q in pairs]
+    blocks = [capture.quantity(layer, q) for layer, q in pairs]
     values = np.concatenate(blocks, axis=0) if blocks else np.empty((0, n_units), np.float32)
     table = pa.table(
         {

@@ -1,0 +1,129 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from folkrnn_lens.resemblance import (
+    bar_permutation_orders,
+    circular_shift_orders,
+    holm,
+    linear_cka,
+    pearson,
+    permutation_test,
+    ranks,
+    shifted_pair,
+    statistic,
+)
+from folkrnn_lens.saturation import saturation_fractions, saturation_table
+
+
+def gram(X: np.ndarray) -> np.ndarray:
+    return X @ X.T
+
+
+def off(M: np.ndarray) -> np.ndarray:
+    return M[np.triu_indices(len(M), 1)]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_hand_computed_pearson_and_ranks():
+    assert pearson(np.array([1.0, 2, 3]), np.array([2.0, 4, 6])) == pytest.approx(1.0)
+    assert pearson(np.array([1.0, 2, 3]), np.array([3.0, 2, 1])) == pytest.approx(-1.0)
+    np.testing.assert_array_equal(ranks(np.array([10.0, 30, 20, 20])), [1, 4, 2.5, 2.5])
+
+
+def test_correlations_match_scipy_on_off_diagonal_entries(rng):
+    for _ in range(5):
+        A, B = gram(rng.normal(size=(12, 4))), gram(rng.normal(size=(12, 4)))
+        B[0, 1] = B[1, 0] = B[2, 3] = B[3, 2]  # a tie, for Spearman
+        assert statistic("pearson", A, B) == pytest.approx(stats.pearsonr(off(A), off(B))[0], abs=1e-12)
+        assert statistic("spearman", A, B) == pytest.approx(stats.spearmanr(off(A), off(B))[0], abs=1e-12)
+
+
+def cka_reference(X: np.ndarray, Y: np.ndarray) -> float:
+    """Kornblith et al.'s feature-space formula: ||Y^T X||^2 / (||X^T X|| ||Y^T Y||), centred X, Y."""
+    X, Y = X - X.mean(axis=0), Y - Y.mean(axis=0)
+    return np.linalg.norm(Y.T @ X) ** 2 / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y))
+
+
+def test_linear_cka_matches_the_feature_space_formula(rng):
+    X, Y = rng.normal(size=(30, 8)), rng.normal(size=(30, 5))
+    assert linear_cka(gram(X), gram(Y)) == pytest.approx(cka_reference(X, Y), abs=1e-12)
+
+
+def test_cka_of_a_matrix_with_itself_and_of_a_rotation_is_one(rng):
+    X = rng.normal(size=(25, 6))
+    Q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    assert linear_cka(gram(X), gram(X)) == pytest.approx(1.0)
+    assert linear_cka(gram(X), gram(X @ Q)) == pytest.approx(1.0)
+    assert linear_cka(gram(X), gram(3.0 * X)) == pytest.approx(1.0)  # isotropic scaling
+
+
+def test_shifted_pair_sets_step_t_against_step_t_plus_shift():
+    A, B = np.arange(16.0).reshape(4, 4), -np.arange(16.0).reshape(4, 4)
+    a, b = shifted_pair(A, B, 1)
+    np.testing.assert_array_equal(a, A[:3, :3])
+    np.testing.assert_array_equal(b, B[1:, 1:])
+    a, b = shifted_pair(A, B, -1)
+    np.testing.assert_array_equal(a, A[1:, 1:])
+    np.testing.assert_array_equal(b, B[:3, :3])
+
+
+def test_null_orders_are_shifts_and_bar_permutations(rng):
+    orders = circular_shift_orders(5, None, rng)
+    assert [o.tolist() for o in orders[:2]] == [[1, 2, 3, 4, 0], [2, 3, 4, 0, 1]]
+    assert len(orders) == 4 and len(circular_shift_orders(50, 10, rng)) == 10
+    bars = np.array([0, 0, 1, 1, 1, 2])
+    for order in bar_permutation_orders(bars, 20, rng):
+        assert sorted(order.tolist()) == list(range(6))
+        assert order.tolist() != list(range(6))
+        blocks = [order[k : k + 2].tolist() for k in range(len(order))]
+        assert [0, 1] in blocks and [2, 3] in blocks and [3, 4] in blocks  # bars kept whole, in order
+    assert bar_permutation_orders(np.zeros(4, int), 5, rng) == []
+
+
+def test_a_matrix_resembles_itself_significantly(rng):
+    X = ar1(rng, 60, 5)  # autocorrelated, like activations
+    G = gram(X / np.linalg.norm(X, axis=1, keepdims=True))
+    result = permutation_test("pearson", G, G, circular_shift_orders(60, None, rng))
+    assert result.observed == pytest.approx(1.0)
+    assert result.p_value == pytest.approx(1 / 60)
+    assert result.n_null == 59
+
+
+def ar1(rng: np.random.Generator, n: int, width: int, phi: float = 0.7) -> np.ndarray:
+    """A stationary autocorrelated sequence of feature vectors."""
+    X = np.empty((n, width))
+    X[0] = rng.normal(size=width) / np.sqrt(1 - phi**2)
+    for t in range(1, n):
+        X[t] = phi * X[t - 1] + rng.normal(size=width)
+    return X
+
+
+def test_circular_shift_null_of_unrelated_matrices_gives_uniform_p_values(rng):
+    p_values = []
+    for _ in range(300):
+        A, B = np.abs(np.corrcoef(ar1(rng, 40, 6))), np.abs(np.corrcoef(ar1(rng, 40, 6)))
+        p_values.append(permutation_test("pearson", A, B, circular_shift_orders(40, None, rng)).p_value)
+    p_values = np.array(p_values)
+    assert stats.kstest(p_values, "uniform").pvalue > 0.01
+    assert 0.02 < np.mean(p_values < 0.05) < 0.09
+
+
+def test_holm_adjustment_by_hand():
+    adjusted = holm(np.array([0.01, 0.04, 0.03, np.nan, 0.005]))
+    np.testing.assert_allclose(adjusted[[0, 1, 2, 4]], [0.03, 0.06, 0.06, 0.02])
+    assert np.isnan(adjusted[3])
+
+
+def test_saturation_fractions_and_table():
+    values = np.array([[0.05, 0.5, 0.95], [0.02, 0.95, 0.99], [0.5, 0.91, 0.2], [0.08, 0.5, 0.93]])
+    below, above = saturation_fractions(values)
+    np.testing.assert_allclose(below, [0.75, 0, 0])
+    np.testing.assert_allclose(above, [0, 0.5, 0.75])
+    table = saturation_table({(2, "f"): values, (1, "i"): values[:, :2]})
+    assert table[["layer", "gate"]].drop_duplicates().values.tolist() == [[1, "i"], [2, "f"]]
+    assert len(table) == 5 and table["n_steps"].eq(4).all()
