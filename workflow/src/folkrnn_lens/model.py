@@ -32,10 +32,8 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
+from .names import QUANTITIES
 from .tokens import END, START
-
-QUANTITIES = ("i", "f", "g_pre", "g", "o", "c", "h")
-"""The names of the recorded quantities of a layer, in buffer order."""
 
 PICKLE_LAYER_ARRAYS = (
     "W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f",

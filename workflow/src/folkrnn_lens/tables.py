@@ -15,14 +15,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .model import QUANTITIES, Capture
+from .names import QUANTITIES
 from .tokens import bar_indices
+
+if TYPE_CHECKING:  # the model (and torch) only to write tables, not to read them
+    from .model import Capture
 
 METADATA_KEY = b"folkrnn_lens"
 
