@@ -4,7 +4,9 @@ from scipy import stats
 
 from folkrnn_lens.resemblance import (
     bar_permutation_orders,
+    circular_shift_null,
     circular_shift_orders,
+    circular_shift_test,
     holm,
     linear_cka,
     pearson,
@@ -111,6 +113,16 @@ def test_circular_shift_null_of_unrelated_matrices_gives_uniform_p_values(rng):
     p_values = np.array(p_values)
     assert stats.kstest(p_values, "uniform").pvalue > 0.01
     assert 0.02 < np.mean(p_values < 0.05) < 0.09
+
+
+@pytest.mark.parametrize("name", ["pearson", "spearman", "cka"])
+def test_fft_circular_shift_null_equals_the_direct_one(rng, name):
+    A, B = np.abs(np.corrcoef(ar1(rng, 23, 4))), np.abs(np.corrcoef(ar1(rng, 23, 4)))
+    orders = circular_shift_orders(23, None, rng)
+    direct = [statistic(name, A, B[np.ix_(order, order)]) for order in orders]
+    np.testing.assert_allclose(circular_shift_null(name, A, B), direct, atol=1e-12)
+    fast, slow = circular_shift_test(name, A, B), permutation_test(name, A, B, orders)
+    assert fast.p_value == slow.p_value and fast.n_null == slow.n_null == 22
 
 
 def test_holm_adjustment_by_hand():
