@@ -1,4 +1,4 @@
-# folkrnn-lens: ABC -> tokens -> activations (-> matrices -> figures).
+# folkrnn-lens: ABC -> tokens -> activations -> matrices -> figures.
 # This file is the table of contents; each stage lives in workflow/rules/.
 from snakemake.utils import min_version
 
@@ -12,6 +12,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/tokens.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
+include: "workflow/rules/matrices.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

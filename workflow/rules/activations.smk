@@ -19,6 +19,7 @@ rule read_activations:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=gpus(),
     params:
         layers=config["record"]["layers"],
         quantities=config["record"]["quantities"],
@@ -46,6 +47,7 @@ rule generate_activations:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=gpus(),
     params:
         generation=lambda wildcards: config["transcriptions"][wildcards.name][
             "generate"

@@ -1,6 +1,7 @@
 # Shared by every stage: config validation and the input functions rules use.
 import os
 import re
+import shutil
 import sys
 
 # The logic lives in the folkrnn_lens package under workflow/src (rule scripts
@@ -8,15 +9,96 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "src"))
 
 from folkrnn_lens.config import check_config
+from folkrnn_lens.matrices import plan_analysis
 from snakemake.utils import validate
 
 # A short message naming the bad key first; then snakemake fills the defaults.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
+for _run, _settings in config["training"].items():  # what the schema cannot say
+    if _settings["corpus"] not in config["corpora"]:
+        raise ValueError(
+            f"config error at training -> {_run} -> corpus: {_settings['corpus']!r} "
+            f"is not one of the configured corpora {sorted(config['corpora'])}"
+        )
 
 RESULTS = "results"
 ENV = "../../envs/folkrnn-lens.yaml"
 UNTRAINED_MODEL = f"{RESULTS}/models/untrained-v2.safetensors"
+
+# The part-9 analysis of each transcription, planned from config alone, so every
+# matrix, figure and animation file is known before any job runs.
+try:
+    ANALYSIS = plan_analysis(
+        config["analysis"], config["record"]["layers"], config["record"]["quantities"]
+    )
+except ValueError as error:
+    raise ValueError(f"config error at analysis: {error}") from None
+ANALYSIS_FOLDER = f"{RESULTS}/transcriptions/{{name}}"
+FIGURE_FORMATS = config["analysis"]["figures"]["formats"]
+# MP4 only where ffmpeg is found when the workflow starts; GIFs always; an HTML
+# page per animation shows it inline in the report.
+MP4 = config["analysis"]["animation"]["mp4"] and shutil.which("ffmpeg") is not None
+ANIMATION_SUFFIXES = ["gif", *(["mp4"] if MP4 else []), "html"]
+
+
+def analysis_outputs(folder):
+    """Every file of the analysis of one transcription's folder."""
+    names, animations = ANALYSIS.names, ANALYSIS.animations
+    outputs = [
+        f"{folder}/{file}"
+        for file in ("matrices.npz", "summary.parquet", "summary.html")
+    ]
+    outputs += [f"{folder}/figures/{m}.{fmt}" for m in names for fmt in FIGURE_FORMATS]
+    outputs += [
+        f"{folder}/animations/{a.name}.{s}"
+        for a in animations
+        for s in ANIMATION_SUFFIXES
+    ]
+    if config["analysis"]["score"]["enabled"]:
+        outputs += [f"{folder}/score.abc", f"{folder}/score.svg"]
+    return outputs
+
+
+def heatmap_output(folder, matrix, fmt):
+    """A heatmap; in the report (its first format) with its kind's caption."""
+    path = f"{folder}/figures/{matrix}.{fmt}"
+    if fmt != FIGURE_FORMATS[0]:
+        return path
+    spec = ANALYSIS.spec(matrix)
+    quantity = (spec.quantity or "-") + (
+        f" x {spec.quantity_b}" if spec.quantity_b else ""
+    )
+    labels = {
+        "matrix": matrix,
+        "kind": spec.kind,
+        "layer": str(spec.layer or "-"),
+        "quantity": quantity,
+    }
+    caption = f"../report/{spec.kind}.rst"
+    return report(
+        path,
+        caption=caption,
+        category="{name}",
+        subcategory="3 heatmaps",
+        labels=labels,
+    )
+
+
+def animation_output(folder, animation, suffix):
+    """An animation file; its HTML page goes in the report."""
+    path = f"{folder}/animations/{animation.name}.{suffix}"
+    if suffix != "html":
+        return path
+    labels = {"animation": animation.name, "shows": animation.title}
+    caption = "../report/animation.rst"
+    return report(
+        path,
+        caption=caption,
+        category="{name}",
+        subcategory="4 animations",
+        labels=labels,
+    )
 
 
 def transcription_names(kind):
@@ -36,8 +118,20 @@ def model_file():
     return UNTRAINED_MODEL if file == "untrained" else file
 
 
+def gpus(device=None):
+    """GPUs a job that runs the model asks a scheduler for: 1 where its device (by
+    default config's `device`) is cuda, else 0. Used as `resources: gpu=gpus()`; the
+    SLURM executor submits gpu=1 as --gpus=1."""
+    return 1 if (device or config["device"]) == "cuda" else 0
+
+
 def corpus_tokens(corpus):
     return f"{RESULTS}/corpus/{corpus}/tunes.txt"
+
+
+def training_run(run):
+    """The settings of a configured training run (defaults filled by the schema)."""
+    return config["training"][run]
 
 
 def transcription_dir(name):
@@ -52,6 +146,7 @@ def all_outputs():
             f"{folder}/tokens.txt",
             f"{folder}/steps.parquet",
             f"{folder}/activations.parquet",
+            *analysis_outputs(folder),
         ]
     for corpus in config["corpora"]:
         outputs.append(f"{RESULTS}/corpus/{corpus}/tunes.parquet")

@@ -87,7 +87,7 @@ class Capture:
 
 
 class FolkRNN(nn.Module):
-    def __init__(self, config: FolkRNNConfig, vocab: list[str]):
+    def __init__(self, config: FolkRNNConfig, vocab: list[str], initialise: bool = True):
         super().__init__()
         if len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
             raise CheckpointError(
@@ -108,25 +108,36 @@ class FolkRNN(nn.Module):
         self.c0 = nn.ParameterList(nn.Parameter(torch.zeros(H)) for _ in range(L))
         self.W_out = nn.Parameter(torch.empty(H, V))
         self.b_out = nn.Parameter(torch.zeros(V))
-        self.reset_parameters()
+        if initialise:  # loaders overwrite every weight: skip the SVDs
+            self.reset_parameters()
 
     # ---- initialisation ----------------------------------------------------------
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """folk-rnn's initialisation: Lasagne's Normal(0.1) gate weights, zero biases
-        but the forget gate's at 5, zero initial states, Glorot-uniform output."""
+        """folk-rnn v2's initialisation (its train_rnn.py): per gate, Glorot-uniform
+        input weights and orthogonal recurrent weights; zero biases but the forget
+        gate's at 5; an orthogonal (unit-norm) initial h and a zero initial c;
+        an orthogonal output layer with zero bias."""
         H = self.config.n_units
-        for W_x, W_h, b in zip(self.W_x, self.W_h, self.b):
-            W_x.normal_(0.0, 0.1, generator=generator)
-            W_h.normal_(0.0, 0.1, generator=generator)
+        for W_x, W_h, b, h0, c0 in zip(self.W_x, self.W_h, self.b, self.h0, self.c0):
+            for gate in range(4):
+                cols = slice(gate * H, (gate + 1) * H)
+                bound = math.sqrt(6.0 / (W_x.shape[0] + H))
+                W_x[:, cols] = torch.empty(W_x.shape[0], H).uniform_(-bound, bound, generator=generator)
+                W_h[:, cols] = _orthogonal(H, H, generator)
             b.zero_()
             b[H : 2 * H] = 5.0
-        for state in (*self.h0, *self.c0):
-            state.zero_()
-        bound = math.sqrt(6.0 / (H + self.config.vocab_size))
-        self.W_out.uniform_(-bound, bound, generator=generator)
+            h0.copy_(_orthogonal(1, H, generator)[0])
+            c0.zero_()
+        self.W_out.copy_(_orthogonal(H, self.config.vocab_size, generator))
         self.b_out.zero_()
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What folk-rnn trained: everything but the initial states (Lasagne's
+        learn_init=False keeps hid_init and cell_init fixed)."""
+        fixed = {id(p) for p in (*self.h0, *self.c0)}
+        return [p for p in self.parameters() if id(p) not in fixed]
 
     # ---- tokens --------------------------------------------------------------------
 
@@ -323,6 +334,14 @@ class FolkRNN(nn.Module):
         ]
 
 
+def _orthogonal(rows: int, cols: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Lasagne's Orthogonal(gain=1): the factor of a Gaussian matrix's SVD that has
+    the requested shape (orthonormal rows or columns, whichever are fewer)."""
+    a = torch.randn(rows, cols, generator=generator, dtype=torch.float64)
+    u, _, vh = torch.linalg.svd(a, full_matrices=False)
+    return (u if u.shape == (rows, cols) else vh).float()
+
+
 def _single_layer_lstm(n_in: int, n_units: int, device) -> nn.LSTM:
     return nn.LSTM(n_in, n_units, 1, batch_first=True, device=device)
 
@@ -384,7 +403,7 @@ def load_checkpoint(path: str | Path) -> FolkRNN:
                 f"{path}: not a folkrnn-lens checkpoint (no '{CHECKPOINT_FORMAT}' metadata)"
             )
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    model = FolkRNN(FolkRNNConfig(**header["config"]), header["vocab"])
+    model = FolkRNN(FolkRNNConfig(**header["config"]), header["vocab"], initialise=False)
     try:
         model.load_state_dict(tensors)
     except RuntimeError as error:
@@ -413,7 +432,7 @@ def load_folkrnn_pickle(path: str | Path) -> FolkRNN:
     if None in vocab:
         raise CheckpointError(f"{path}: token2idx indices are not 0..{len(vocab) - 1}")
     V, H = len(vocab), params[2].shape[0]
-    model = FolkRNN(FolkRNNConfig(vocab_size=V, n_layers=n_layers, n_units=H), vocab)
+    model = FolkRNN(FolkRNNConfig(vocab_size=V, n_layers=n_layers, n_units=H), vocab, initialise=False)
     expected = {"W_x": None, "W_h": (H, H), "b": (H,), "init": (1, H)}
     _check_shape(path, 0, params[0], (V, V))
     with torch.no_grad():

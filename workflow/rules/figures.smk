@@ -1,0 +1,67 @@
+# Stage 5: matrices -> a heatmap per matrix, the animations across layers, and the
+# notated tune with bar numbers. One figures job per transcription draws all of
+# its pictures (one figure, reused), so drawing pays its start-up once.
+
+
+rule figures:
+    input:
+        matrices=f"{ANALYSIS_FOLDER}/matrices.npz",
+        summary=f"{ANALYSIS_FOLDER}/summary.parquet",
+    output:
+        figures=[
+            heatmap_output(ANALYSIS_FOLDER, m, fmt)
+            for m in ANALYSIS.names
+            for fmt in FIGURE_FORMATS
+        ],
+        animations=[
+            animation_output(ANALYSIS_FOLDER, a, s)
+            for a in ANALYSIS.animations
+            for s in ANIMATION_SUFFIXES
+        ],
+    log:
+        f"{RESULTS}/logs/figures/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(list(config["transcriptions"])),
+    conda:
+        ENV
+    threads: 2  # the second encodes PNG/GIF while the first draws
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        analysis=config["analysis"],
+        layers=config["record"]["layers"],
+        quantities=config["record"]["quantities"],
+        figure_dir=f"{ANALYSIS_FOLDER}/figures",
+        animation_dir=f"{ANALYSIS_FOLDER}/animations",
+        mp4=MP4,
+    script:
+        "../scripts/draw_figures.py"
+
+
+rule score:
+    input:
+        steps=f"{ANALYSIS_FOLDER}/steps.parquet",
+    output:
+        abc=f"{ANALYSIS_FOLDER}/score.abc",
+        svg=report(
+            f"{ANALYSIS_FOLDER}/score.svg",
+            caption="../report/score.rst",
+            category="{name}",
+            subcategory="1 score",
+            labels={"file": "the notated transcription"},
+        ),
+    log:
+        f"{RESULTS}/logs/score/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(list(config["transcriptions"])),
+    conda:
+        ENV
+    params:
+        required=config["analysis"]["score"]["required"],
+    script:
+        "../scripts/render_score.py"
