@@ -24,7 +24,6 @@ same weights as one that never stopped.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -39,7 +38,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn as nn
 
-from .model import FolkRNN, FolkRNNConfig, save_checkpoint
+from .model import FolkRNN, FolkRNNConfig, file_sha256, save_checkpoint
 from .recording import vocabulary_of
 from .tokens import END, START, read_token_file, write_token_file
 
@@ -311,10 +310,6 @@ def unigram_baseline(train_path: str | Path, valid_path: str | Path, vocab: list
 # ---- training -------------------------------------------------------------------------------------
 
 
-def _file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def _epoch_seeds(seed: int, epoch: int) -> tuple[np.random.Generator, int]:
     """The batch-order generator and the dropout seed of an epoch."""
     order, dropout = np.random.SeedSequence([seed, epoch]).spawn(2)
@@ -436,8 +431,8 @@ def train_model(
     fingerprint = {
         "settings": fixed,
         "vocab": vocab,
-        "train_sha256": _file_sha256(train_path),
-        "valid_sha256": _file_sha256(valid_path),
+        "train_sha256": file_sha256(train_path),
+        "valid_sha256": file_sha256(valid_path),
     }
     epoch, rows, best, bad_epochs = 0, [], None, 0
     if state_path.exists():
