@@ -13,7 +13,9 @@ include: "workflow/rules/tokens.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/matrices.smk"
+include: "workflow/rules/resemblance.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/corpus_analysis.smk"
 
 
 rule all:

@@ -1,6 +1,12 @@
 """Shared fixtures: small folk-rnn models and the reference excerpt."""
 
-from pathlib import Path
+import os
+
+# One BLAS thread per test process (before numpy loads): `pytest -n 2` runs two
+# processes on two cores, and more threads than cores only wait on each other.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
 
 import pytest
 import torch

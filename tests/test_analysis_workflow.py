@@ -105,6 +105,9 @@ def test_only_layer_three_hidden_state_gives_only_that(tmp_path):
     folder = "results/transcriptions/tune"
     expected = {"tokens.txt", "steps.parquet", "activations.parquet", "matrices.npz", "summary.parquet"}
     expected |= {"summary.html", "figures/L3.h.abs.png", "figures/L3.h.signed.png"}
+    # resemblance (on by default): h of layer 3 against X^T X; no gate recorded for saturation
+    expected |= {"resemblance.parquet", "saturation.parquet"}
+    expected |= {"figures/resemblance.png", "figures/saturation.png"}
     assert files == {f"{folder}/{name}" for name in expected}
 
 

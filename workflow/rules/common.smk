@@ -10,6 +10,8 @@ sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "src"))
 
 from folkrnn_lens.config import check_config
 from folkrnn_lens.matrices import plan_analysis
+from folkrnn_lens.tune_resemblance import saturation_thresholds
+from folkrnn_lens.resemblance import Settings
 from snakemake.utils import validate
 
 # A short message naming the bad key first; then snakemake fills the defaults.
@@ -21,6 +23,26 @@ for _run, _settings in config["training"].items():  # what the schema cannot say
             f"config error at training -> {_run} -> corpus: {_settings['corpus']!r} "
             f"is not one of the configured corpora {sorted(config['corpora'])}"
         )
+for _probe, _settings in config["probes"].items():
+    if _settings["of"] not in config["transcriptions"]:
+        raise ValueError(
+            f"config error at probes -> {_probe} -> of: {_settings['of']!r} "
+            f"is not one of the configured transcriptions {sorted(config['transcriptions'])}"
+        )
+for _analysis, _settings in config["corpus_analysis"].items():
+    _corpus = _settings["tunes"].get("corpus")
+    if _corpus is not None and _corpus not in config["corpora"]:
+        raise ValueError(
+            f"config error at corpus_analysis -> {_analysis} -> tunes -> corpus: {_corpus!r} "
+            f"is not one of the configured corpora {sorted(config['corpora'])}"
+        )
+for _pair in config["corpus_comparisons"]:
+    for _analysis in _pair:
+        if _analysis not in config["corpus_analysis"]:
+            raise ValueError(
+                f"config error at corpus_comparisons: {_analysis!r} is not one of the "
+                f"configured corpus analyses {sorted(config['corpus_analysis'])}"
+            )
 
 RESULTS = "results"
 ENV = "../../envs/folkrnn-lens.yaml"
@@ -41,6 +63,22 @@ FIGURE_FORMATS = config["analysis"]["figures"]["formats"]
 MP4 = config["analysis"]["animation"]["mp4"] and shutil.which("ffmpeg") is not None
 ANIMATION_SUFFIXES = ["gif", *(["mp4"] if MP4 else []), "html"]
 
+# Beyond part 9 (resemblance.smk): the resemblance settings, checked before any job
+# runs like ANALYSIS; and the folder of each invariance probe.
+RESEMBLANCE_ENABLED = config["resemblance"].get("enabled", True)
+if RESEMBLANCE_ENABLED:
+    try:
+        Settings.from_config(
+            config["resemblance"],
+            config["record"]["layers"],
+            config["record"]["quantities"],
+        )
+        saturation_thresholds(config["resemblance"])
+    except ValueError as error:
+        raise ValueError(f"config error at resemblance: {error}") from None
+PROBE_FOLDER = f"{RESULTS}/probes/{{probe}}"
+PROBE_FILES = ("tokens.txt", "probe.parquet", "steps.parquet", "difference.png")
+
 
 def analysis_outputs(folder):
     """Every file of the analysis of one transcription's folder."""
@@ -58,6 +96,24 @@ def analysis_outputs(folder):
     if config["analysis"]["score"]["enabled"]:
         outputs += [f"{folder}/score.abc", f"{folder}/score.svg"]
     return outputs
+
+
+def resemblance_outputs(folder):
+    """The resemblance files of one transcription's folder (none when disabled)."""
+    if not RESEMBLANCE_ENABLED:
+        return []
+    files = ("resemblance.parquet", "saturation.parquet")
+    figures = ("resemblance.png", "saturation.png")
+    return [f"{folder}/{f}" for f in files] + [f"{folder}/figures/{f}" for f in figures]
+
+
+def probe_outputs():
+    return [f"{RESULTS}/probes/{p}/{f}" for p in config["probes"] for f in PROBE_FILES]
+
+
+def probe_source(wildcards):
+    """The tokens of the transcription a probe changes."""
+    return f"{transcription_dir(config['probes'][wildcards.probe]['of'])}/tokens.txt"
 
 
 def heatmap_output(folder, matrix, fmt):
@@ -138,6 +194,57 @@ def transcription_dir(name):
     return f"{RESULTS}/transcriptions/{name}"
 
 
+# ---- corpus mode (corpus_analysis.smk): results/corpus_analysis/<analysis>/ ----
+
+CORPUS_ANALYSIS = f"{RESULTS}/corpus_analysis"
+PART_TABLES = ["tunes", "resemblance", "summary", "saturation"]
+
+
+def corpus_analysis(analysis):
+    return config["corpus_analysis"][analysis]
+
+
+def corpus_settings(analysis):
+    """The resemblance settings of a corpus analysis: its own over the defaults."""
+    return Settings.from_config(
+        config["resemblance"],
+        config["record"]["layers"],
+        config["record"]["quantities"],
+        corpus_analysis(analysis)["resemblance"],
+    )
+
+
+def corpus_part_inputs(wildcards):
+    """The model, and the built corpus where the tunes are real."""
+    tunes = corpus_analysis(wildcards.analysis)["tunes"]
+    inputs = {"model": model_file()}
+    if "corpus" in tunes:
+        inputs["corpus_tokens"] = corpus_tokens(tunes["corpus"])
+        inputs["corpus_table"] = f"{RESULTS}/corpus/{tunes['corpus']}/tunes.parquet"
+    return inputs
+
+
+def corpus_part_dirs(wildcards):
+    jobs = corpus_analysis(wildcards.analysis)["jobs"]
+    return [f"{CORPUS_ANALYSIS}/{wildcards.analysis}/parts/{k}" for k in range(jobs)]
+
+
+def corpus_analysis_outputs(analysis):
+    folder = f"{CORPUS_ANALYSIS}/{analysis}"
+    tables = PART_TABLES + ["aggregate", "winners", "unit_saturation"]
+    figures = ["distributions", "winners", "bar_averages", "saturation"]
+    return (
+        [f"{folder}/{table}.parquet" for table in tables]
+        + [f"{folder}/bar_averages.npz"]
+        + [f"{folder}/figures/{figure}.png" for figure in figures]
+    )
+
+
+def corpus_comparison_outputs(first, second):
+    folder = f"{RESULTS}/corpus_comparisons/{first}_vs_{second}"
+    return [f"{folder}/comparison.parquet", f"{folder}/comparison.png"]
+
+
 def all_outputs():
     outputs = []
     for name in config["transcriptions"]:
@@ -147,7 +254,13 @@ def all_outputs():
             f"{folder}/steps.parquet",
             f"{folder}/activations.parquet",
             *analysis_outputs(folder),
+            *resemblance_outputs(folder),
         ]
+    outputs += probe_outputs()
     for corpus in config["corpora"]:
         outputs.append(f"{RESULTS}/corpus/{corpus}/tunes.parquet")
+    for analysis in config["corpus_analysis"]:  # corpus_analysis.smk
+        outputs += corpus_analysis_outputs(analysis)
+    for first, second in config["corpus_comparisons"]:
+        outputs += corpus_comparison_outputs(first, second)
     return outputs

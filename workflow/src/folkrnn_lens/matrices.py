@@ -98,17 +98,18 @@ def onehot_gramian(tokens: list[str]) -> np.ndarray:
     return x @ x.T
 
 
-def softmax_l1_distances(p: np.ndarray, chunk_bytes: int = 64 << 20) -> np.ndarray:
+def softmax_l1_distances(p: np.ndarray, chunk_bytes: int = 64 << 20, dtype=np.float64) -> np.ndarray:
     """D[s, t] = ||p_s - p_t||_1 for the rows of p (n_steps, vocab): 0 on the
     diagonal, 2 where two distributions have disjoint supports.
 
     Vectorised one block of rows at a time; a block's (rows, n, vocab) difference
-    holds at most ``chunk_bytes``, so memory stays bounded for long tunes.
+    holds at most ``chunk_bytes``, so memory stays bounded for long tunes. Sums in
+    ``dtype``: float32 is four times faster, to about 1e-6 (corpus mode's band counts).
     """
-    p = np.asarray(p, dtype=np.float64)
+    p = np.asarray(p, dtype=dtype)
     n, vocab = p.shape
-    rows = max(1, chunk_bytes // max(1, n * vocab * 8))
-    d = np.empty((n, n), np.float64)
+    rows = max(1, chunk_bytes // max(1, n * vocab * p.itemsize))
+    d = np.empty((n, n), dtype)
     for start in range(0, n, rows):
         block = p[start : start + rows]
         d[start : start + rows] = np.abs(block[:, None, :] - p[None, :, :]).sum(axis=2)

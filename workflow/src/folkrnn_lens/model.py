@@ -306,11 +306,13 @@ class FolkRNN(nn.Module):
         rngs = [np.random.default_rng(seed) for seed in seeds]
         h, c = self._initial_state(B)
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
-        record = self._record_buffer(max_length, B)
+        record = self._record_buffer(min(max_length, 256), B)  # grows as tunes run on
         sequences = [[self.token2idx[START]] for _ in seeds]
         lengths = [max_length] * B
         live = np.ones(B, dtype=bool)
         for t in range(max_length):
+            if t == len(record):
+                record = torch.cat([record, self._record_buffer(min(len(record), max_length - t), B)])
             self._recurrent(h, z)  # as in read
             a = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
             for layer in range(L):

@@ -26,6 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from .matrices import magnitude_gramian, onehot_gramian, signed_gramian
+from .names import QUANTITIES
 
 STATISTICS = ("pearson", "spearman", "cka")
 
@@ -38,7 +42,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def ranks(values: np.ndarray) -> np.ndarray:
     """Ranks from 1, ties given their average rank (as Spearman's rho needs)."""
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)  # any order within ties: they get their mean rank
     boundaries = np.flatnonzero(np.diff(values[order])) + 1
     starts = np.concatenate([[0], boundaries])
     ends = np.concatenate([boundaries, [len(values)]])
@@ -161,6 +165,30 @@ def _test_result(observed: float, null: np.ndarray) -> TestResult:
     return TestResult(observed, float(p_value), len(null), float(null.mean()))
 
 
+def _diagonal_spectra(prepared_stack: np.ndarray, symmetric: bool) -> np.ndarray:
+    """rfft over s of the circular diagonals (s, d) -> entry (s, (s + d) mod n) of
+    each matrix of a (k, n, n) stack, such that summing conj(A) B over the
+    diagonals gives the sum over all n of them.
+
+    A symmetric matrix needs only diagonals d = 0..n//2, weighted: diagonal
+    n - d is diagonal d moved by d steps, so its spectrum differs by a phase,
+    which cancels in conj(A) B. That halves the work.
+    """
+    n = prepared_stack.shape[-1]
+    count = n // 2 + 1 if symmetric else n
+    rows = np.arange(n)[:, None]
+    diagonals = (rows + np.arange(count)[None, :]) % n
+    weights = np.ones(count)
+    if symmetric:
+        weights[1 : (n + 1) // 2] = np.sqrt(2.0)  # d and n - d; d = n/2 is its own mirror
+    return np.fft.rfft(prepared_stack[:, rows, diagonals] * weights, axis=1)
+
+
+def _shift_products(spectrum_a: np.ndarray, spectrum_b: np.ndarray, n: int) -> np.ndarray:
+    """[k] = sum over s, t of a[s, t] b[s + k, t + k] (indices mod n), every k at once."""
+    return np.fft.irfft((np.conj(spectrum_a) * spectrum_b).sum(axis=1), n=n)
+
+
 def circular_shift_null(name: str, A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """The statistic of A against B circularly shifted by every k in 1..n-1, all at
     once: <a, b shifted by k> = sum over diagonals d of the cross-correlation of
@@ -168,15 +196,11 @@ def circular_shift_null(name: str, A: np.ndarray, B: np.ndarray) -> np.ndarray:
     (O(n^2 log n) instead of O(n^3)). Equals permutation_test's null over
     circular_shift_orders(n, None)."""
     a, b = prepared(name, A), prepared(name, B)
-    n = a.shape[0]
-    rows = np.arange(n)[:, None]
-    diagonals = (rows + np.arange(n)[None, :]) % n  # [s, d] -> column (s + d) mod n
-    a_d, b_d = a[rows, diagonals], b[rows, diagonals]  # (s, d): entry (s, s + d)
-    spectrum = np.conj(np.fft.rfft(a_d, axis=0)) * np.fft.rfft(b_d, axis=0)
-    products = np.fft.irfft(spectrum.sum(axis=1), n=n)  # [k] = sum a[s, t] b[s + k, t + k]
     denominator = np.linalg.norm(a) * np.linalg.norm(b)
     if denominator == 0:
-        return np.full(n - 1, np.nan)
+        return np.full(a.shape[0] - 1, np.nan)
+    spectra = _diagonal_spectra(np.stack([a, b]), symmetric=False)
+    products = _shift_products(spectra[0], spectra[1], a.shape[0])
     return products[1:] / denominator
 
 
@@ -192,3 +216,310 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     scaled = (m - np.arange(m)) * p_values[order]
     adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return adjusted
+
+
+# ---- every comparison of one tune ---------------------------------------------------
+
+FAMILIES = ("onehot", "layers", "quantities")
+"""Against X^T X (at each shift); one quantity across layers; one layer across quantities."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Matrix ``a`` (steps 0..n-1-shift) against matrix ``b`` (steps shift..n-1)."""
+
+    family: str
+    a: str
+    b: str
+    shift: int = 0
+
+
+def gramian_name(layer: int, quantity: str, gramian: str = "abs") -> str:
+    return f"L{layer}.{quantity}.{gramian}"  # as matrices.matrix_name names it
+
+
+def plan_comparisons(
+    layers: list[int],
+    quantities: list[str],
+    gramian: str = "abs",
+    shifts: list[int] = (0, 1),
+    families: list[str] = FAMILIES,
+) -> list[Comparison]:
+    """Every Gramian against X^T X at each shift; each quantity's Gramians across
+    pairs of layers; each layer's Gramians across pairs of quantities."""
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown comparison families {sorted(unknown)}; expected some of {FAMILIES}")
+    name = {(layer, q): gramian_name(layer, q, gramian) for layer in layers for q in quantities}
+    comparisons = []
+    if "onehot" in families:
+        comparisons += [
+            Comparison("onehot", name[layer, q], "onehot", shift)
+            for shift in shifts
+            for layer in layers
+            for q in quantities
+        ]
+    if "layers" in families:
+        comparisons += [
+            Comparison("layers", name[la, q], name[lb, q])
+            for q in quantities
+            for k, la in enumerate(layers)
+            for lb in layers[k + 1 :]
+        ]
+    if "quantities" in families:
+        comparisons += [
+            Comparison("quantities", name[layer, qa], name[layer, qb])
+            for layer in layers
+            for k, qa in enumerate(quantities)
+            for qb in quantities[k + 1 :]
+        ]
+    return comparisons
+
+
+def prepared_symmetric(name: str, matrix: np.ndarray) -> np.ndarray:
+    """``prepared`` for a symmetric matrix, exactly symmetric (products like A A^T
+    can differ in the last bit across the diagonal), ranking only the pairs
+    above the diagonal: each pair appears twice among the off-diagonal entries,
+    which maps every average rank r to 2r - 1/2, the same correlation at half the
+    sorting."""
+    matrix = np.asarray(matrix)
+    matrix = (matrix + matrix.T) / 2
+    if name != "spearman":
+        return prepared(name, matrix)
+    n = matrix.shape[0]
+    upper = np.triu_indices(n, 1)
+    values = ranks(matrix[upper])  # in the matrix's own precision: float32 sorts faster
+    result = np.zeros((n, n))
+    result[upper] = values - values.mean()
+    return result + result.T
+
+
+class _Windows:
+    """Prepared matrices, norms and FFT spectra, each computed once per
+    (matrix, window of steps, statistic) however many comparisons use it."""
+
+    def __init__(self, matrices: dict[str, np.ndarray]):
+        self.matrices = matrices
+        self._prepared: dict = {}
+        self._spectra: dict = {}
+
+    def prepared(self, name: str, matrix: str, start: int, stop: int) -> tuple[np.ndarray, float]:
+        key = (name, matrix, start, stop)
+        if key not in self._prepared:
+            window = self.matrices[matrix][start:stop, start:stop]
+            result = prepared_symmetric(name, window)
+            self._prepared[key] = (result, float(np.linalg.norm(result)))
+        return self._prepared[key]
+
+    def spectra(self, name: str, keys: list[tuple[str, int, int]]) -> np.ndarray:
+        """Stacked FFT spectra of the circular diagonals of matrices (name, start,
+        stop) of one window size, the missing ones computed in one batch."""
+        missing = list(dict.fromkeys(k for k in keys if (name, *k) not in self._spectra))
+        if missing:
+            stack = np.stack([self.prepared(name, *key)[0] for key in missing])
+            for key, spectrum in zip(missing, _diagonal_spectra(stack, symmetric=True)):
+                self._spectra[(name, *key)] = spectrum
+        return np.stack([self._spectra[(name, *key)] for key in keys])
+
+
+def _bar_nulls(
+    windows: _Windows, name: str, group: list[Comparison], bars: np.ndarray, count: int, seed: int
+) -> np.ndarray:
+    """(len(group), n_orders) statistics against ``b`` with whole bars reordered, for
+    comparisons sharing one ``b`` and shift: b's permuted copies are made once and
+    every ``a`` meets them in one matrix product."""
+    b, shift = group[0].b, group[0].shift
+    n = windows.matrices[b].shape[0]
+    rng = np.random.default_rng([seed, shift])  # the same orders for every b of a window
+    orders = bar_permutation_orders(bars[shift:], count, rng)
+    if not orders:
+        return np.empty((len(group), 0))
+    b_prepared, b_norm = windows.prepared(name, b, shift, n)
+    orders = np.asarray(orders)
+    permuted = b_prepared[orders[:, :, None], orders[:, None, :]].reshape(len(orders), -1)  # one gather
+    a_stack = np.stack([windows.prepared(name, c.a, 0, n - shift)[0].ravel() for c in group])
+    a_norms = np.array([windows.prepared(name, c.a, 0, n - shift)[1] for c in group])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a_stack @ permuted.T) / (a_norms[:, None] * b_norm)
+
+
+def resemblance_table(
+    matrices: dict[str, np.ndarray],
+    bars: np.ndarray,
+    comparisons: list[Comparison],
+    statistics: list[str] = STATISTICS,
+    circular_shifts: bool = True,
+    bar_permutations: int = 0,
+    bar_families: list[str] = FAMILIES,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per comparison of one tune: each statistic, and its one-sided
+    p-values against the circular-shift null (every shift, by FFT) and the
+    bar-permutation null (``bar_permutations`` seeded orders, for the comparisons
+    of ``bar_families``), raw and Holm-adjusted across the tune's comparisons (per
+    statistic and null).
+
+    ``matrices`` holds symmetric n x n matrices by name (``onehot`` and Gramians);
+    ``bars`` is each step's bar index.
+    """
+    n = len(bars)
+    table = pd.DataFrame(
+        {
+            "family": [c.family for c in comparisons],
+            "a": [c.a for c in comparisons],
+            "b": [c.b for c in comparisons],
+            "shift": np.array([c.shift for c in comparisons], np.int8),
+            "n_steps": np.array([n - c.shift for c in comparisons], np.int32),
+        }
+    )
+    for name in statistics:
+        windows = _Windows(matrices)  # one statistic's cache at a time: memory for long tunes
+        observed, circular = _observed_and_circular(windows, name, comparisons, n, circular_shifts)
+        tested = [c.family in bar_families for c in comparisons]
+        bar = _bar_tests(windows, name, comparisons, tested, observed, bars, bar_permutations, seed)
+        table[name] = observed
+        table[f"{name}_null_mean"] = [r.null_mean for r in circular]
+        for null, results in (("circular", circular), ("bars", bar)):
+            p_values = np.array([r.p_value for r in results])
+            table[f"{name}_p_{null}"] = p_values
+            table[f"{name}_p_{null}_holm"] = holm(p_values)
+            table[f"{name}_n_{null}"] = np.array([r.n_null for r in results], np.int32)
+    return table
+
+
+_UNTESTED = TestResult(float("nan"), float("nan"), 0, float("nan"))
+
+
+def _observed_and_circular(
+    windows: _Windows, name: str, comparisons: list[Comparison], n: int, circular_shifts: bool
+) -> tuple[np.ndarray, list[TestResult]]:
+    """Each comparison's statistic, and its test against every circular shift
+    (the comparisons of one shift share a window size: one batch of FFTs)."""
+    observed, results = np.full(len(comparisons), np.nan), [_UNTESTED] * len(comparisons)
+    by_shift: dict[int, list[int]] = {}
+    for row, c in enumerate(comparisons):
+        by_shift.setdefault(c.shift, []).append(row)
+    for shift, rows in by_shift.items():
+        m = n - shift
+        a_keys = [(comparisons[r].a, 0, m) for r in rows]
+        b_keys = [(comparisons[r].b, shift, n) for r in rows]
+        norms = np.zeros(len(rows))
+        for k, (row, a_key, b_key) in enumerate(zip(rows, a_keys, b_keys)):
+            (a, a_norm), (b, b_norm) = windows.prepared(name, *a_key), windows.prepared(name, *b_key)
+            norms[k] = a_norm * b_norm
+            if norms[k] > 0:  # else a constant matrix: no correlation is defined
+                observed[row] = float(np.vdot(a.ravel(), b.ravel())) / norms[k]
+        valid = [k for k in range(len(rows)) if norms[k] > 0]
+        if not circular_shifts or m < 3 or not valid:
+            for k in valid:
+                results[rows[k]] = TestResult(observed[rows[k]], float("nan"), 0, float("nan"))
+            continue
+        spectra_a = windows.spectra(name, [a_keys[k] for k in valid])
+        spectra_b = windows.spectra(name, [b_keys[k] for k in valid])
+        products = np.fft.irfft((np.conj(spectra_a) * spectra_b).sum(axis=2), n=m, axis=1)
+        for k, null in zip(valid, products[:, 1:] / norms[valid, None]):
+            results[rows[k]] = _test_result(observed[rows[k]], null)
+    return observed, results
+
+
+def _bar_tests(
+    windows: _Windows,
+    name: str,
+    comparisons: list[Comparison],
+    tested: list[bool],
+    observed: np.ndarray,
+    bars: np.ndarray,
+    count: int,
+    seed: int,
+) -> list[TestResult]:
+    """The test of each ``tested`` comparison against ``count`` reorderings of whole bars of b."""
+    results = [_UNTESTED] * len(comparisons)
+    if count <= 0:
+        return results
+    groups: dict[tuple[str, int], list[int]] = {}
+    for row, c in enumerate(comparisons):
+        if tested[row]:
+            groups.setdefault((c.b, c.shift), []).append(row)
+    for rows in groups.values():
+        nulls = _bar_nulls(windows, name, [comparisons[r] for r in rows], bars, count, seed)
+        for row, null in zip(rows, nulls):
+            results[row] = _test_result(observed[row], null)
+    return results
+
+
+# ---- from config and activations ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """config's ``resemblance`` section, resolved: what one tune's table compares."""
+
+    layers: tuple[int, ...]
+    quantities: tuple[str, ...]
+    gramian: str = "abs"
+    statistics: tuple[str, ...] = STATISTICS
+    shifts: tuple[int, ...] = (0, 1)
+    families: tuple[str, ...] = FAMILIES
+    circular_shifts: bool = True
+    bar_permutations: int = 199
+    bar_families: tuple[str, ...] = FAMILIES
+    seed: int = 0
+    alpha: float = 0.05
+
+    @classmethod
+    def from_config(
+        cls,
+        section: dict,
+        recorded_layers: list[int],
+        recorded_quantities: list[str],
+        overrides: dict | None = None,
+    ) -> Settings:
+        """Layers and quantities default to what was recorded; asking for more is an
+        error naming it. ``overrides`` (a corpus analysis's own) win over ``section``."""
+        merged = {**section, **(overrides or {})}
+        layers = sorted(merged.get("layers") or recorded_layers)
+        quantities = merged.get("quantities") or recorded_quantities
+        for layer in layers:
+            if layer not in recorded_layers:
+                raise ValueError(
+                    f"resemblance.layers asks for layer {layer}; record.layers holds {recorded_layers}"
+                )
+        for quantity in quantities:
+            if quantity not in recorded_quantities:
+                raise ValueError(
+                    f"resemblance.quantities asks for {quantity!r}; "
+                    f"record.quantities holds {recorded_quantities}"
+                )
+        fields = {key: merged[key] for key in cls.__dataclass_fields__ if key in merged}
+        fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
+        fields["layers"] = tuple(layers)
+        fields["quantities"] = tuple(q for q in QUANTITIES if q in quantities)
+        return cls(**fields)
+
+    def comparisons(self) -> list[Comparison]:
+        return plan_comparisons(
+            list(self.layers), list(self.quantities), self.gramian, list(self.shifts), list(self.families)
+        )
+
+    def table(self, matrices: dict[str, np.ndarray], bars: np.ndarray) -> pd.DataFrame:
+        return resemblance_table(
+            matrices,
+            bars,
+            self.comparisons(),
+            list(self.statistics),
+            self.circular_shifts,
+            self.bar_permutations,
+            list(self.bar_families),
+            self.seed,
+        )
+
+
+def gramians_of(activation, tokens: list[str], settings: Settings) -> dict[str, np.ndarray]:
+    """X^T X and the Gramian of each compared (layer, quantity) of one tune;
+    ``activation(layer, quantity)`` returns its (n_steps, n_units) array."""
+    gramian = magnitude_gramian if settings.gramian == "abs" else signed_gramian
+    matrices = {"onehot": onehot_gramian(tokens)}
+    for layer in settings.layers:
+        for quantity in settings.quantities:
+            matrices[gramian_name(layer, quantity, settings.gramian)] = gramian(activation(layer, quantity))
+    return matrices

@@ -1,0 +1,275 @@
+"""Corpus mode: every tune's resemblance table and summaries, streamed in parts,
+then aggregated; and the fast per-tune resemblance table it rests on."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy import stats
+
+from folkrnn_lens.corpus import build_corpus
+from folkrnn_lens.corpus_analysis import (
+    Accumulators,
+    TuneSpec,
+    _bar_matrix,
+    analyse_part,
+    layer_winners,
+    mann_whitney,
+    plan_batches,
+    read_batches,
+    select_tunes,
+)
+from folkrnn_lens.matrices import magnitude_gramian, onehot_gramian
+from folkrnn_lens.resemblance import (
+    Comparison,
+    Settings,
+    bar_permutation_orders,
+    circular_shift_test,
+    permutation_test,
+    plan_comparisons,
+    prepared,
+    prepared_symmetric,
+    resemblance_table,
+    shifted_pair,
+)
+from folkrnn_lens.tokens import bar_indices, read_token_file
+
+from .conftest import EXCERPT, small_model
+from .test_workflow import make_workdir, run_snakemake
+
+QUANTITIES = ["i", "f", "g_pre", "g", "o", "c", "h"]
+SMALL = "music21:oneills1850/0001-0050.abc"
+
+
+# ---- the per-tune table -------------------------------------------------------------
+
+
+def random_tune(rng, n=40):
+    tokens = list(rng.choice(["a", "b", "c", "d", "|"], size=n))
+    matrices = {"onehot": onehot_gramian(tokens)}
+    walk = rng.normal(size=(n, 8)).cumsum(axis=0)
+    for layer in (1, 2):
+        for q in ("h", "c"):
+            matrices[f"L{layer}.{q}.abs"] = magnitude_gramian(walk + rng.normal(size=walk.shape) * layer)
+    return matrices, np.asarray(bar_indices(tokens))
+
+
+def test_spearman_on_the_upper_triangle_equals_all_off_diagonal_entries():
+    rng = np.random.default_rng(1)
+    m = np.round(magnitude_gramian(rng.normal(size=(15, 3))), 2)  # with ties
+    a, b = prepared("spearman", m), prepared_symmetric("spearman", m)
+    np.testing.assert_allclose(a / np.linalg.norm(a), b / np.linalg.norm(b), atol=1e-12)
+
+
+def test_comparisons_cover_onehot_at_each_shift_and_pairs_of_layers_and_quantities():
+    comparisons = plan_comparisons([1, 2, 3], ["c", "h"], shifts=[0, 1])
+    assert Comparison("onehot", "L2.h.abs", "onehot", 1) in comparisons
+    assert Comparison("layers", "L1.c.abs", "L3.c.abs", 0) in comparisons
+    assert Comparison("quantities", "L3.c.abs", "L3.h.abs", 0) in comparisons
+    assert len(comparisons) == 2 * 6 + 2 * 3 + 3 * 1
+    with pytest.raises(ValueError, match="unknown comparison families"):
+        plan_comparisons([1], ["h"], families=["onehot", "tokens"])
+
+
+def test_the_table_equals_each_test_run_on_its_own():
+    rng = np.random.default_rng(2)
+    matrices, bars = random_tune(rng)
+    comparisons = plan_comparisons([1, 2], ["c", "h"])
+    table = resemblance_table(matrices, bars, comparisons, bar_permutations=30, seed=4)
+    assert len(table) == len(comparisons)
+    for row, c in zip(table.itertuples(), comparisons):
+        A, B = shifted_pair(matrices[c.a], matrices[c.b], c.shift)
+        orders = bar_permutation_orders(bars[c.shift :], 30, np.random.default_rng([4, c.shift]))
+        for name in ("pearson", "spearman", "cka"):
+            circular = circular_shift_test(name, A, B)
+            bar = permutation_test(name, A, B, orders)
+            assert getattr(row, name) == pytest.approx(circular.observed, abs=1e-10)
+            assert getattr(row, f"{name}_p_circular") == pytest.approx(circular.p_value)
+            assert getattr(row, f"{name}_n_circular") == len(A) - 1
+            assert getattr(row, f"{name}_p_bars") == pytest.approx(bar.p_value)
+    # Holm-adjusted p-values are at least the raw ones
+    assert (table["cka_p_circular_holm"] >= table["cka_p_circular"] - 1e-12).all()
+
+
+def test_the_bar_null_only_for_the_families_asked():
+    rng = np.random.default_rng(3)
+    matrices, bars = random_tune(rng)
+    comparisons = plan_comparisons([1, 2], ["h"])
+    table = resemblance_table(
+        matrices, bars, comparisons, ["cka"], bar_permutations=10, bar_families=["onehot"]
+    )
+    tested = table["cka_n_bars"] > 0
+    assert tested.equals(table["family"] == "onehot")
+    assert table.loc[~tested, "cka_p_bars"].isna().all()
+
+
+def test_settings_default_to_what_was_recorded_and_reject_more():
+    settings = Settings.from_config({"bar_permutations": 5}, [1, 3], ["h", "i"], {"families": ["onehot"]})
+    assert (settings.layers, settings.quantities, settings.families) == ((1, 3), ("i", "h"), ("onehot",))
+    with pytest.raises(ValueError, match="layer 2"):
+        Settings.from_config({"layers": [2]}, [1, 3], ["h"])
+
+
+# ---- corpus mode, as a library ------------------------------------------------------
+
+
+def test_batches_of_generated_tunes_keep_seed_order():
+    tunes = select_tunes({"generate": {"count": 37, "seed": 2}})
+    batches = plan_batches(tunes, 2048, generated=True)
+    assert [len(b) for b in batches] == [8, 8, 8, 8, 5]
+    assert [t.seed for b in batches for t in b] == list(range(2, 39))
+
+
+def test_a_sample_is_seeded_and_keeps_corpus_order(tmp_path):
+    build_corpus([SMALL], tmp_path / "tunes.txt", tmp_path / "tunes.parquet")
+    args = (tmp_path / "tunes.parquet", tmp_path / "tunes.txt")
+    sample = select_tunes({"corpus": "small", "sample": 10, "seed": 3}, *args)
+    assert [t.tune_id for t in sample] == list(range(10))
+    assert sample == select_tunes({"corpus": "small", "sample": 10, "seed": 3}, *args)
+    assert sample != select_tunes({"corpus": "small", "sample": 10, "seed": 4}, *args)
+    every = select_tunes({"corpus": "small"}, *args)
+    numbers = [int(t.source.split("corpus id ")[1].rstrip(")")) for t in sample]
+    assert numbers == sorted(numbers) and len(every) > 30
+    assert {t.tokens for t in sample} <= {t.tokens for t in every}
+    generated = select_tunes({"generate": {"count": 3, "seed": 5}})
+    assert [(t.seed, t.kind) for t in generated] == [(5, "generated"), (6, "generated"), (7, "generated")]
+
+
+def test_read_batches_hold_at_most_the_step_budget():
+    tunes = [TuneSpec(k, "real", tokens=("x",) * (10 + 7 * k)) for k in range(12)]
+    batches = read_batches(tunes, 200)
+    assert sorted(t.tune_id for b in batches for t in b) == list(range(12))
+    for batch in batches:
+        longest = max(len(t.tokens) + 1 for t in batch)
+        assert len(batch) == 1 or longest * len(batch) <= 200
+
+
+def test_bar_matrix_is_the_mean_over_the_steps_of_two_bars():
+    matrix = np.arange(16.0).reshape(4, 4)
+    means, present = _bar_matrix(matrix, np.array([0, 0, 1, 1]), 3)
+    assert means[0, 0] == pytest.approx(np.mean([0, 1, 4, 5]))
+    assert means[0, 1] == pytest.approx(np.mean([2, 3, 6, 7]))
+    assert present[:2, :2].all() and not present[2].any() and not present[:, 2].any()
+
+
+def test_mann_whitney_matches_scipy():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=30).round(1), rng.normal(0.5, size=25).round(1)  # ties too
+    auc, p = mann_whitney(x, y)
+    reference = stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic", use_continuity=False)
+    assert auc == pytest.approx(reference.statistic / (30 * 25))
+    assert p == pytest.approx(reference.pvalue)
+
+
+def test_layer_winners_count_the_best_layer_of_each_tune():
+    rows = []
+    for tune, best in enumerate([2, 2, 1]):
+        for layer in (1, 2):
+            rows.append(
+                {"tune_id": tune, "family": "onehot", "a": f"L{layer}.h.abs", "b": "onehot", "shift": 0,
+                 "cka": 1.0 if layer == best else 0.5}
+            )  # fmt: skip
+    winners = layer_winners(pd.DataFrame(rows), "cka").set_index("layer")
+    assert winners.loc[2, "n_tunes"] == 2 and winners.loc[1, "n_tunes"] == 1
+    assert winners.loc[2, "share"] == pytest.approx(2 / 3)
+
+
+def test_a_tune_the_model_cannot_read_fails_alone(tmp_path):
+    model = small_model(n_units=8)
+    good = read_token_file(EXCERPT)[:3]
+    tunes = [TuneSpec(k, "real", title=f"t{k}", tokens=tuple(t.tokens)) for k, t in enumerate(good)]
+    tunes.insert(1, TuneSpec(9, "real", title="bad", tokens=("M:4/4", "K:Cmaj", "c", "zz9", "|")))
+    settings = Settings.from_config({"bar_permutations": 0}, [1, 2, 3], QUANTITIES, {"families": ["onehot"]})
+    bands = {"distance": {"low": 0.02, "high": 1.98}, "cosine": {"low": 0.02, "high": 0.98}}
+    batches = plan_batches(tunes, 2048, generated=False)
+    counts = analyse_part(model, batches, None, settings, bands, {"low": 0.1, "high": 0.9}, 8, tmp_path, {})
+    assert counts == {"ok": 3, "failed": 1}
+    table = pd.read_parquet(tmp_path / "tunes.parquet").set_index("tune_id")
+    assert table.loc[9, "status"] == "failed" and "'zz9' at position 4" in table.loc[9, "reason"]
+    resemblance = pd.read_parquet(tmp_path / "resemblance.parquet")
+    assert sorted(resemblance["tune_id"].unique()) == [0, 1, 2]
+    assert len(resemblance) == 3 * 21 * 2
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    assert set(summary["matrix"]) >= {"onehot", "softmax_l1", "L2.h.abs"}
+    with np.load(tmp_path / "accumulators.npz") as arrays:
+        assert arrays["unit_steps"][0] == sum(len(t.tokens) + 1 for t in tunes if t.tune_id != 9)
+    assert isinstance(Accumulators, type)
+
+
+# ---- corpus mode, run by Snakemake --------------------------------------------------
+
+
+def corpus_config(jobs: int) -> dict:
+    return {
+        "model": {
+            "file": "untrained",
+            "untrained": {"n_layers": 3, "n_units": 16, "seed": 2, "vocabulary_corpora": ["small"]},
+        },
+        "corpora": {"small": {"sources": [SMALL]}},
+        "transcriptions": {"one": {"abc": SMALL, "x": 3}},
+        "record": {"layers": [1, 2, 3], "quantities": ["f", "h"]},
+        "analysis": {"layers": [3], "quantities": ["h"], "softmax": False, "gramians": ["abs"],
+                     "cross_pairs": [], "animation": {"enabled": False}, "score": {"enabled": False}},
+        "resemblance": {"enabled": False, "bar_permutations": 19},
+        "corpus_analysis": {
+            "real12": {
+                "tunes": {"corpus": "small", "sample": 12, "seed": 1}, "jobs": jobs, "batch_steps": 1024
+            },
+            "gen5": {"tunes": {"generate": {"count": 5, "seed": 7, "max_length": 60}}, "jobs": 1},
+        },
+        "corpus_comparisons": [["real12", "gen5"]],
+        "torch_threads": 1,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("corpus"), corpus_config(jobs=2))
+    run_snakemake(workdir, "-j", "2")
+    return workdir / "results"
+
+
+def test_a_dozen_tunes_end_to_end(corpus_run):
+    folder = corpus_run / "corpus_analysis" / "real12"
+    tunes = pd.read_parquet(folder / "tunes.parquet")
+    assert len(tunes) == 12 and (tunes["status"] == "ok").all() and tunes["tune_id"].is_unique
+    assert tunes["tokens"].str.startswith("M:").all()
+    resemblance = pd.read_parquet(folder / "resemblance.parquet")
+    per_tune = len(plan_comparisons([1, 2, 3], ["f", "h"]))
+    assert len(resemblance) == 12 * per_tune
+    assert (resemblance["cka_n_bars"] == 19).any()
+    aggregate = pd.read_parquet(folder / "aggregate.parquet")
+    assert (aggregate["n_tunes"] == 12).all()
+    assert aggregate["share_p_circular"].between(0, 1).all()
+    assert (aggregate["share_p_circular_holm"] <= aggregate["share_p_circular"]).all()
+    winners = pd.read_parquet(folder / "winners.parquet")
+    assert (winners.groupby(["statistic", "shift", "quantity"])["n_tunes"].sum() == 12).all()
+    units = pd.read_parquet(folder / "unit_saturation.parquet")
+    assert len(units) == 3 * 3 * 16 and units["frac_below"].between(0, 1).all()
+    with np.load(folder / "bar_averages.npz") as arrays:
+        assert arrays["onehot"].shape == (32, 32) and arrays["n_tunes"][0, 0] == 12
+    for figure in ("distributions", "winners", "bar_averages", "saturation"):
+        image = np.asarray(Image.open(folder / "figures" / f"{figure}.png").convert("L"))
+        assert image.shape[0] > 200 and image.std() > 5, figure
+    assert (corpus_run / "logs" / "corpus_analysis" / "real12" / "part_1.log").exists()
+    assert (corpus_run / "benchmarks" / "corpus_analysis" / "real12" / "part_0.tsv").exists()
+
+
+def test_generated_tunes_and_the_comparison(corpus_run):
+    tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
+    assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["kind"] == "generated").all()
+    assert (tunes["n_steps"] <= 60).all()
+    comparison = pd.read_parquet(corpus_run / "corpus_comparisons" / "real12_vs_gen5" / "comparison.parquet")
+    assert {"median_real12", "median_gen5", "auc", "p_holm"} <= set(comparison.columns)
+    assert comparison["auc"].between(0, 1).all()
+    assert (corpus_run / "corpus_comparisons" / "real12_vs_gen5" / "comparison.png").stat().st_size > 10_000
+
+
+def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
+    workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
+    target = "results/corpus_analysis/real12/resemblance.parquet"
+    run_snakemake(workdir, "-j", "1", target)
+    keys = ["tune_id", "family", "a", "b", "shift"]
+    one = pd.read_parquet(workdir / target).sort_values(keys, ignore_index=True)
+    two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / "resemblance.parquet")
+    pd.testing.assert_frame_equal(one, two.sort_values(keys, ignore_index=True), check_exact=True)

@@ -1,0 +1,113 @@
+"""The rules resemblance and probe run by Snakemake as a user runs them."""
+
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from folkrnn_lens.tokens import read_token_file
+
+from .conftest import EXCERPT, ROOT
+from .test_workflow import SNAKEMAKE, make_workdir, run_snakemake
+
+
+def resemblance_config(**changes) -> dict:
+    config = {
+        "model": {
+            "file": "untrained",
+            "untrained": {"n_layers": 2, "n_units": 16, "seed": 5, "vocabulary_files": [str(EXCERPT)]},
+        },
+        "transcriptions": {"tune": {"tokens": str(EXCERPT), "index": 2}},  # 105 tokens, K:Cmin
+        "record": {"layers": [1, 2], "quantities": ["i", "f", "o", "h"]},
+        "analysis": {  # the part-9 analysis kept small: one matrix, no animation, no score
+            "layers": [2],
+            "quantities": ["h"],
+            "onehot": False,
+            "softmax": False,
+            "gramians": ["abs"],
+            "figures": {"dpi": 50},
+            "animation": {"enabled": False},
+            "score": {"enabled": False},
+        },
+        "resemblance": {"quantities": ["f", "h"], "bar_permutations": 19},
+        "probes": {
+            "in_major": {"of": "tune", "mode": "maj"},
+            "one_note": {"of": "tune", "replace": {"step": 5, "token": "A"}, "quantities": ["h", "c"]},
+        },
+        "torch_threads": 1,
+    }
+    config.update(changes)
+    return config
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    workdir = make_workdir(tmp_path_factory.mktemp("resemblance"), resemblance_config())
+    run_snakemake(workdir, "-j", "2")
+    return workdir
+
+
+def test_resemblance_and_saturation_of_each_transcription(workdir):
+    folder = workdir / "results" / "transcriptions" / "tune"
+    n_steps = len(pd.read_parquet(folder / "steps.parquet"))
+    table = pd.read_parquet(folder / "resemblance.parquet")
+    assert table["family"].value_counts().to_dict() == {"onehot": 8, "layers": 2, "quantities": 2}
+    assert (table["transcription"] == "tune").all()
+    assert table["a_layer"].dtype == np.int8
+    assert set(table["a_quantity"]) == {"f", "h"}
+    assert table["cka"].between(-1, 1).all() and table["cka_p_circular"].between(0, 1).all()
+    assert (table.loc[table["shift"] == 0, "cka_n_circular"] == n_steps - 1).all()  # every circular shift
+    saturation = pd.read_parquet(folder / "saturation.parquet")
+    assert len(saturation) == 2 * 3 * 16  # layers x gates i, f, o x units
+    for figure in ("resemblance", "saturation"):
+        with Image.open(folder / "figures" / f"{figure}.png") as image:
+            assert min(image.size) > 200, figure
+    for kind in ("logs", "benchmarks"):
+        assert list((workdir / "results" / kind / "resemblance").iterdir()), kind
+
+
+def test_probes_change_what_they_say(workdir):
+    folder = workdir / "results" / "probes"
+    [original] = read_token_file(workdir / "results" / "transcriptions" / "tune" / "tokens.txt")
+    [major] = read_token_file(folder / "in_major" / "tokens.txt")
+    assert (original.mode, major.mode) == ("K:Cmin", "K:Cmaj") and major.body == original.body
+    [one_note] = read_token_file(folder / "one_note" / "tokens.txt")
+    assert one_note.tokens[4] == "A" and one_note.tokens[:4] == original.tokens[:4]
+    table = pd.read_parquet(folder / "one_note" / "probe.parquet")
+    assert sorted(zip(table["layer"], table["quantity"])) == [(1, "c"), (1, "h"), (2, "c"), (2, "h")]
+    assert (table["first_changed_step"] == 5).all() and (table["relative_frobenius"] > 0).all()
+    steps = pd.read_parquet(folder / "one_note" / "steps.parquet")
+    assert (steps.loc[steps["step"] < 5, "distance"] == 0).all()
+    assert (steps.loc[steps["step"] == 5, "distance"] > 0).all()
+    assert (pd.read_parquet(folder / "in_major" / "probe.parquet")["first_changed_step"] == 2).all()
+    for probe in ("in_major", "one_note"):
+        with Image.open(folder / probe / "difference.png") as image:
+            assert min(image.size) > 300
+
+
+def test_the_report_shows_resemblance_saturation_and_probes(workdir):
+    run_snakemake(workdir, "--report", "report.html")
+    html = (workdir / "report.html").read_text()
+    for text in ("5 resemblance and saturation", "resemblance.png", "saturation.png", "difference.png"):
+        assert text in html, text
+    assert "Karpathy, Johnson" in html and "Invariance probe" in html  # captions, rendered
+
+
+def test_a_probe_of_an_unknown_transcription_fails_before_any_job(tmp_path):
+    config = resemblance_config(probes={"lost": {"of": "nowhere", "mode": "dor"}})
+    workdir = make_workdir(tmp_path / "bad", config)
+    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-j", "1"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "config error at probes -> lost -> of: 'nowhere' is not one of" in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_resemblance_can_be_switched_off(tmp_path):
+    config = resemblance_config(resemblance={"enabled": False}, probes={})
+    workdir = make_workdir(tmp_path / "off", config)
+    listed = run_snakemake(workdir, "--summary").stdout
+    assert "results/transcriptions/tune/steps.parquet" in listed
+    assert "resemblance" not in listed and "saturation" not in listed and "probes" not in listed

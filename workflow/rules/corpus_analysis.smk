@@ -1,0 +1,102 @@
+# Corpus mode: tunes -> per-tune summaries and resemblance tables (streamed to
+# Parquet in jobs of many tunes: no per-step files) -> aggregates and figures.
+# Outputs go to results/corpus_analysis/<analysis>/; parts/<k>/ are its jobs.
+rule corpus_part:
+    input:
+        unpack(corpus_part_inputs),
+    output:
+        tables=[
+            f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/{table}.parquet"
+            for table in PART_TABLES
+        ],
+        accumulators=f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/accumulators.npz",
+    log:
+        f"{RESULTS}/logs/corpus_analysis/{{analysis}}/part_{{part}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus_analysis/{{analysis}}/part_{{part}}.tsv"
+    wildcard_constraints:
+        analysis=name_pattern(list(config["corpus_analysis"])),
+        part=r"\d+",
+    conda:
+        ENV
+    threads: 1  # parts run side by side; one thread each uses the cores best
+    resources:
+        mem_mb=2000,
+        runtime=120,
+        gpu=gpus(),
+    params:
+        spec=lambda wildcards: corpus_analysis(wildcards.analysis),
+        settings=lambda wildcards: corpus_settings(wildcards.analysis),
+        bands=config["analysis"]["bands"],
+        saturation=config["resemblance"]["saturation"],
+        device=config["device"],
+    script:
+        "../scripts/corpus_part.py"
+
+
+rule corpus_aggregate:
+    input:
+        parts=lambda wildcards: [
+            f"{folder}/{table}.parquet"
+            for folder in corpus_part_dirs(wildcards)
+            for table in PART_TABLES
+        ],
+    output:
+        tables=[
+            f"{CORPUS_ANALYSIS}/{{analysis}}/{table}.parquet"
+            for table in PART_TABLES + ["aggregate", "winners", "unit_saturation"]
+        ],
+        bar_averages=f"{CORPUS_ANALYSIS}/{{analysis}}/bar_averages.npz",
+        figures=[
+            report(
+                f"{CORPUS_ANALYSIS}/{{analysis}}/figures/{figure}.png",
+                caption=f"../report/corpus_{figure}.rst",
+                category="corpus analyses",
+                subcategory="{analysis}",
+                labels={"analysis": "{analysis}", "figure": figure},
+            )
+            for figure in ["distributions", "winners", "bar_averages", "saturation"]
+        ],
+    log:
+        f"{RESULTS}/logs/corpus_analysis/{{analysis}}/aggregate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus_analysis/{{analysis}}/aggregate.tsv"
+    wildcard_constraints:
+        analysis=name_pattern(list(config["corpus_analysis"])),
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        part_dirs=corpus_part_dirs,
+        folder=f"{CORPUS_ANALYSIS}/{{analysis}}",
+        settings=lambda wildcards: corpus_settings(wildcards.analysis),
+    script:
+        "../scripts/corpus_aggregate.py"
+
+
+rule corpus_comparison:
+    input:
+        first=f"{CORPUS_ANALYSIS}/{{first}}/resemblance.parquet",
+        second=f"{CORPUS_ANALYSIS}/{{second}}/resemblance.parquet",
+    output:
+        table=f"{RESULTS}/corpus_comparisons/{{first}}_vs_{{second}}/comparison.parquet",
+        figure=report(
+            f"{RESULTS}/corpus_comparisons/{{first}}_vs_{{second}}/comparison.png",
+            caption="../report/corpus_comparison.rst",
+            category="corpus analyses",
+            subcategory="comparisons",
+            labels={"first": "{first}", "second": "{second}"},
+        ),
+    log:
+        f"{RESULTS}/logs/corpus_comparisons/{{first}}_vs_{{second}}.log",
+    wildcard_constraints:
+        first=name_pattern(list(config["corpus_analysis"])),
+        second=name_pattern(list(config["corpus_analysis"])),
+    conda:
+        ENV
+    params:
+        settings=lambda wildcards: corpus_settings(wildcards.first),
+    script:
+        "../scripts/corpus_comparison.py"

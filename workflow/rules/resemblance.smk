@@ -1,0 +1,81 @@
+# Stage 4b: activations -> how much each Gramian resembles X^T X (at shifts 0 and
+# 1) and the other Gramians, tested against nulls that keep time order; the gate
+# saturation of every unit; and their figures. Invariance probes: a transcription
+# with its mode or one token changed, read by the model next to the original.
+# (README "Resemblance, saturation and invariance probes".)
+rule resemblance:
+    input:
+        steps=f"{ANALYSIS_FOLDER}/steps.parquet",
+        activations=f"{ANALYSIS_FOLDER}/activations.parquet",
+    output:
+        table=f"{ANALYSIS_FOLDER}/resemblance.parquet",
+        saturation=f"{ANALYSIS_FOLDER}/saturation.parquet",
+        figure=report(
+            f"{ANALYSIS_FOLDER}/figures/resemblance.png",
+            caption="../report/resemblance.rst",
+            category="{name}",
+            subcategory="5 resemblance and saturation",
+            labels={"figure": "resemblance with X^T X and across layers"},
+        ),
+        saturation_figure=report(
+            f"{ANALYSIS_FOLDER}/figures/saturation.png",
+            caption="../report/saturation.rst",
+            category="{name}",
+            subcategory="5 resemblance and saturation",
+            labels={"figure": "gate saturation of every unit"},
+        ),
+    log:
+        f"{RESULTS}/logs/resemblance/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/resemblance/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(list(config["transcriptions"])),
+    conda:
+        ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        resemblance=config["resemblance"],
+        layers=config["record"]["layers"],
+        quantities=config["record"]["quantities"],
+        dpi=config["analysis"]["figures"]["dpi"],
+    script:
+        "../scripts/compare_gramians.py"
+
+
+rule probe:
+    input:
+        model=model_file(),
+        tokens=probe_source,
+    output:
+        tokens=f"{PROBE_FOLDER}/tokens.txt",
+        table=f"{PROBE_FOLDER}/probe.parquet",
+        steps=f"{PROBE_FOLDER}/steps.parquet",
+        figure=report(
+            f"{PROBE_FOLDER}/difference.png",
+            caption="../report/probe.rst",
+            category="probes",
+            subcategory="{probe}",
+            labels={"figure": "G' - G per layer, and distance per step"},
+        ),
+    log:
+        f"{RESULTS}/logs/probes/{{probe}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/probes/{{probe}}.tsv"
+    wildcard_constraints:
+        probe=name_pattern(list(config["probes"])),
+    conda:
+        ENV
+    resources:
+        mem_mb=4000,
+        runtime=10,
+        gpu=gpus(),
+    params:
+        probe=lambda wildcards: config["probes"][wildcards.probe],
+        gramian=config["resemblance"].get("gramian", "abs"),
+        device=config["device"],
+        torch_threads=config["torch_threads"],
+        dpi=config["analysis"]["figures"]["dpi"],
+    script:
+        "../scripts/probe_tune.py"

@@ -1,0 +1,29 @@
+"""Rule resemblance: one transcription's resemblance table, gate saturation and figures."""
+
+import os
+import sys
+
+# BLAS threads as the rule's threads (Snakemake sets them for shell jobs, not for
+# scripts): before numpy loads, so parallel jobs do not oversubscribe the cores.
+for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[variable] = str(snakemake.threads)
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
+
+from folkrnn_lens.logs import log_to
+from folkrnn_lens.tune_resemblance import analyse_resemblance
+
+with log_to(snakemake.log[0]):
+    analyse_resemblance(
+        name=snakemake.wildcards.name,
+        steps_path=snakemake.input.steps,
+        activations_path=snakemake.input.activations,
+        table_path=snakemake.output.table,
+        saturation_path=snakemake.output.saturation,
+        figure_path=snakemake.output.figure,
+        saturation_figure_path=snakemake.output.saturation_figure,
+        section=snakemake.params.resemblance,
+        recorded_layers=snakemake.params.layers,
+        recorded_quantities=snakemake.params.quantities,
+        dpi=snakemake.params.dpi,
+    )

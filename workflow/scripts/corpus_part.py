@@ -1,0 +1,26 @@
+"""Rule corpus_part: one job's tunes of a corpus analysis, through the model."""
+
+import os
+import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", str(snakemake.threads))  # before numpy loads BLAS
+sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
+
+from folkrnn_lens.corpus_analysis import run_part
+from folkrnn_lens.logs import log_to
+
+with log_to(snakemake.log[0]):
+    run_part(
+        model_path=snakemake.input.model,
+        spec=snakemake.params.spec,
+        part=int(snakemake.wildcards.part),
+        settings=snakemake.params.settings,
+        bands=snakemake.params.bands,
+        thresholds=snakemake.params.saturation,
+        out_dir=os.path.dirname(snakemake.output.accumulators),
+        corpus_table=snakemake.input.get("corpus_table"),
+        corpus_tokens=snakemake.input.get("corpus_tokens"),
+        device=snakemake.params.device,
+        threads=snakemake.threads,
+        name=snakemake.wildcards.analysis,
+    )

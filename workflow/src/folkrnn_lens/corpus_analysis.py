@@ -1,0 +1,661 @@
+"""Corpus mode: the per-tune summaries and resemblance tables of many tunes.
+
+The tunes of a corpus analysis (real tunes of a built corpus, a seeded sample of
+them, or tunes generated from seeds) are split into ``jobs`` contiguous parts.
+One job runs its part through the model in batches bounded by ``batch_steps``
+steps of activations, computes each tune's matrices in memory, and appends rows
+to Parquet files batch by batch, so memory stays flat in the number of tunes.
+Nothing per step is written: a part leaves
+
+- ``tunes.parquet``: one row per tune (its tokens, steps, bars, status, reason);
+- ``resemblance.parquet``: one row per (tune, comparison), as a single tune's
+  ``resemblance.Settings.table`` with the tune's identity in front;
+- ``summary.parquet``: one row per (tune, matrix): band counts, as the part-9 summary;
+- ``saturation.parquet``: one row per (tune, layer, gate): mean fractions of
+  steps below and above the thresholds, and of units mostly saturated;
+- ``accumulators.npz``: sums that add up across parts: per-unit saturation
+  counts and the bar-aligned matrices (``bar_matrices``).
+
+A tune that fails (a token the model does not know) is a row with status
+``failed`` and the reason; the other tunes go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from math import erfc, sqrt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .matrices import band_counts, softmax_l1_distances
+from .names import QUANTITIES
+from .resemblance import Settings, gramians_of, holm, ranks
+from .saturation import GATES
+from .tokens import END, bar_indices, read_token_file
+
+log = logging.getLogger(__name__)
+
+STEP_BYTES = 3 * len(QUANTITIES) * 512 * 4
+"""Bytes of activations one step of folk-rnn v2 holds in capture (about 43 kB)."""
+
+
+# ---- which tunes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    """One tune of a corpus analysis: read (its tokens) or generated (its seed)."""
+
+    tune_id: int  # place in the analysis, from 0
+    kind: str  # "real" or "generated"
+    title: str = ""
+    source: str = ""
+    tokens: tuple[str, ...] = ()  # real tunes: meter, mode, body
+    seed: int | None = None  # generated tunes
+
+
+def select_tunes(spec: dict, corpus_table: str | Path | None = None, corpus_tokens=None) -> list[TuneSpec]:
+    """The tunes config's ``tunes`` entry names, in a fixed order.
+
+    ``{corpus, sample, seed}``: the tokenised tunes of a built corpus (all, or a
+    seeded sample kept in corpus order); ``{generate: {count, seed, ...}}``:
+    ``count`` tunes from seeds seed, seed + 1, ...
+    """
+    if "generate" in spec:
+        generation = spec["generate"]
+        first = generation.get("seed", 0)
+        return [
+            TuneSpec(k, "generated", title=f"seed {first + k}", seed=first + k)
+            for k in range(generation["count"])
+        ]
+    table = pd.read_parquet(corpus_table, columns=["id", "source", "title", "status", "position"])
+    table = table[table["status"] == "ok"].sort_values("position")
+    transcriptions = read_token_file(corpus_tokens)
+    if len(transcriptions) != len(table):
+        raise ValueError(
+            f"{corpus_table} lists {len(table)} tokenised tunes, "
+            f"but {corpus_tokens} holds {len(transcriptions)}"
+        )
+    chosen = np.arange(len(table))
+    if spec.get("sample") is not None and spec["sample"] < len(table):
+        rng = np.random.default_rng(spec.get("seed", 0))
+        chosen = np.sort(rng.choice(len(table), size=spec["sample"], replace=False))
+    rows = table.iloc[chosen]
+    return [
+        TuneSpec(
+            k, "real", title=row.title, source=f"{row.source} (corpus id {row.id})", tokens=tuple(t.tokens)
+        )
+        for k, (row, t) in enumerate(zip(rows.itertuples(), (transcriptions[i] for i in chosen)))
+    ]
+
+
+def read_batches(tunes: list[TuneSpec], batch_steps: int) -> list[list[TuneSpec]]:
+    """Batches of similar length (little padding) of at most ``batch_steps`` padded steps."""
+    batches, batch = [], []
+    for tune in sorted(tunes, key=lambda t: (len(t.tokens), t.tune_id)):
+        steps = len(tune.tokens) + 1
+        if batch and steps * (len(batch) + 1) > batch_steps:
+            batches.append(batch)
+            batch = []
+        batch.append(tune)
+    return batches + ([batch] if batch else [])
+
+
+# ---- one tune ---------------------------------------------------------------------
+
+
+def _bar_matrix(matrix: np.ndarray, bars: np.ndarray, max_bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of ``matrix`` over the steps of bar i (rows) and bar j (columns), for
+    the first ``max_bars`` bars, and which cells the tune has (a tune of 8 bars
+    leaves the rest empty)."""
+    inside = bars < max_bars
+    membership = np.zeros((len(bars), max_bars))
+    membership[np.flatnonzero(inside), bars[inside]] = 1.0
+    sizes = membership.sum(axis=0)
+    sums = membership.T @ matrix @ membership
+    present = np.outer(sizes, sizes) > 0
+    means = np.divide(sums, np.outer(sizes, sizes), out=np.zeros_like(sums), where=present)
+    return means, present
+
+
+class Accumulators:
+    """Sums over the tunes of a part that add up across parts."""
+
+    def __init__(self, settings: Settings, matrix_names: list[str], max_bars: int, n_units: int):
+        layers, gates = len(settings.layers), len(GATES)
+        self.matrix_names = matrix_names
+        self.unit_below = np.zeros((layers, gates, n_units), np.int64)  # steps below low
+        self.unit_above = np.zeros((layers, gates, n_units), np.int64)
+        self.unit_steps = np.zeros(1, np.int64)
+        self.bar_sums = np.zeros((len(matrix_names), max_bars, max_bars))
+        self.bar_tunes = np.zeros((len(matrix_names), max_bars, max_bars), np.int64)
+
+    def save(self, path: str | Path) -> None:
+        np.savez(
+            path,
+            matrix_names=np.array(self.matrix_names),
+            unit_below=self.unit_below,
+            unit_above=self.unit_above,
+            unit_steps=self.unit_steps,
+            bar_sums=self.bar_sums,
+            bar_tunes=self.bar_tunes,
+        )
+
+
+@dataclass
+class TuneResult:
+    resemblance: pd.DataFrame
+    summary: list[dict]
+    saturation: list[dict]
+
+
+def analyse_capture(
+    capture, settings: Settings, bands: dict, thresholds: dict, accumulators: Accumulators, max_bars: int
+) -> TuneResult:
+    """Everything corpus mode keeps of one tune's capture."""
+    tokens = capture.input_tokens
+    bars = np.asarray(bar_indices(tokens), np.int32)
+    matrices = gramians_of(capture.quantity, tokens, settings)
+    matrices["softmax_l1"] = softmax_l1_distances(capture.softmax, dtype=np.float32)
+    resemblance = settings.table(matrices, bars)
+
+    summary = []
+    for name, matrix in matrices.items():
+        kind = {"onehot": "onehot", "softmax_l1": "distance"}.get(name, "magnitude")
+        if kind == "magnitude" and settings.gramian == "signed":
+            kind = "signed"
+        band = bands["distance" if kind == "distance" else "cosine"]
+        counts = band_counts(matrix, kind, band["low"], band["high"])
+        summary.append(
+            {
+                "matrix": name,
+                "kind": kind,
+                "n_pairs": counts.n_pairs,
+                "n_low": counts.n_low,
+                "n_high": counts.n_high,
+            }
+        )
+    for k, name in enumerate(accumulators.matrix_names):
+        means, present = _bar_matrix(matrices[name], bars, max_bars)
+        accumulators.bar_sums[k] += means
+        accumulators.bar_tunes[k] += present
+
+    saturation = []
+    low, high = thresholds["low"], thresholds["high"]
+    accumulators.unit_steps += len(tokens)
+    for li, layer in enumerate(settings.layers):
+        for gi, gate in enumerate(GATES):
+            values = capture.quantity(layer, gate)
+            below, above = values < low, values > high
+            accumulators.unit_below[li, gi] += below.sum(axis=0)
+            accumulators.unit_above[li, gi] += above.sum(axis=0)
+            frac_below, frac_above = below.mean(axis=0), above.mean(axis=0)
+            saturation.append(
+                {
+                    "layer": layer,
+                    "gate": gate,
+                    "mean_frac_below": float(frac_below.mean()),
+                    "mean_frac_above": float(frac_above.mean()),
+                    "units_mostly_below": int(np.count_nonzero(frac_below > 0.5)),
+                    "units_mostly_above": int(np.count_nonzero(frac_above > 0.5)),
+                }
+            )
+    return TuneResult(resemblance, summary, saturation)
+
+
+# ---- one part ---------------------------------------------------------------------
+
+
+class _Streams:
+    """One Parquet writer per table, opened at the first rows; rows go out per batch."""
+
+    def __init__(self, paths: dict[str, Path], metadata: dict):
+        self.paths, self.metadata, self.writers = paths, metadata, {}
+
+    def write(self, name: str, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if name not in self.writers:
+            schema = table.schema.with_metadata({"folkrnn_lens": json.dumps(self.metadata)})
+            self.writers[name] = pq.ParquetWriter(self.paths[name], schema)
+        self.writers[name].write_table(table.cast(self.writers[name].schema))
+
+    def close(self, empty_schemas: dict[str, pa.Schema]) -> None:
+        for name, path in self.paths.items():
+            if name in self.writers:
+                self.writers[name].close()
+            else:  # no rows at all: an empty table that still loads
+                pq.write_table(empty_schemas[name].empty_table(), path)
+
+
+def _identity(tune: TuneSpec, row_count: int) -> dict:
+    return {
+        "tune_id": np.full(row_count, tune.tune_id, np.int32),
+        "kind": tune.kind,
+        "title": tune.title,
+    }
+
+
+def _tune_row(tune: TuneSpec, status: str, reason: str, capture=None) -> dict:
+    tokens = list(capture.input_tokens[1:]) if capture is not None else list(tune.tokens)
+    finished = capture is not None and capture.output_tokens[-1] == END
+    return {
+        "tune_id": tune.tune_id,
+        "kind": tune.kind,
+        "title": tune.title,
+        "source": tune.source,
+        "seed": tune.seed,
+        "n_steps": len(capture.input_tokens) if capture is not None else None,
+        "n_bars": int(bar_indices(capture.input_tokens)[-1]) + 1 if capture is not None else None,
+        "finished": finished if tune.kind == "generated" else None,
+        "status": status,
+        "reason": reason,
+        "tokens": " ".join(tokens),
+    }
+
+
+TUNES_SCHEMA = pa.schema(
+    [
+        ("tune_id", pa.int32()),
+        ("kind", pa.string()),
+        ("title", pa.string()),
+        ("source", pa.string()),
+        ("seed", pa.int64()),
+        ("n_steps", pa.int32()),
+        ("n_bars", pa.int32()),
+        ("finished", pa.bool_()),  # generated tunes: ended with </s> before max_length
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("tokens", pa.string()),
+    ]
+)
+
+
+def plan_batches(tunes: list[TuneSpec], batch_steps: int, generated: bool) -> list[list[TuneSpec]]:
+    """The batches the model runs, planned over all the tunes of an analysis, so a
+    tune's arithmetic is the same however many jobs run. Part k of J takes batches
+    k, k + J, ...: batches go from short tunes to long, so every part gets both."""
+    if generated:
+        per_batch = max(1, batch_steps // 256)
+        return [tunes[start : start + per_batch] for start in range(0, len(tunes), per_batch)]
+    return read_batches(tunes, batch_steps)
+
+
+def _captures(model, batches: list[list[TuneSpec]], generation: dict | None):
+    """(tune, capture or error message) for every tune, a batch at a time."""
+    for batch in batches:
+        if generation is not None:
+            captures = model.generate(
+                [t.seed for t in batch],
+                generation.get("temperature", 1.0),
+                generation.get("prime", []),
+                generation.get("max_length", 1000),
+            )
+            yield from zip(batch, captures)
+            continue
+        try:
+            yield from zip(batch, model.read([list(t.tokens) for t in batch]))
+        except ValueError:  # an unknown token: find which tunes, keep the others
+            for tune in batch:
+                try:
+                    yield tune, model.read([list(tune.tokens)])[0]
+                except ValueError as error:
+                    yield tune, f"{tune.title} ({tune.source}): {error}"
+
+
+def analyse_part(
+    model,
+    batches: list[list[TuneSpec]],
+    generation: dict | None,
+    settings: Settings,
+    bands: dict,
+    thresholds: dict,
+    max_bars: int,
+    out_dir: str | Path,
+    metadata: dict,
+) -> dict:
+    """Run one part's batches of tunes through ``model`` and stream its tables into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = ["tunes", "resemblance", "summary", "saturation"]
+    streams = _Streams({name: out_dir / f"{name}.parquet" for name in names}, metadata)
+    bar_names = [
+        "onehot",
+        *[f"L{layer}.h.{settings.gramian}" for layer in settings.layers if "h" in settings.quantities],
+    ]
+    accumulators = Accumulators(settings, bar_names, max_bars, model.config.n_units)
+    counts = {"ok": 0, "failed": 0}
+    started = time.perf_counter()
+    pending = []
+    for tune, capture in _captures(model, batches, generation):
+        if isinstance(capture, str):
+            log.warning("tune %d skipped: %s", tune.tune_id, capture)
+            pending.append({"tunes": pd.DataFrame([_tune_row(tune, "failed", capture)])})
+            counts["failed"] += 1
+            continue
+        result = analyse_capture(capture, settings, bands, thresholds, accumulators, max_bars)
+        resemblance = result.resemblance
+        resemblance.insert(0, "title", tune.title)
+        resemblance.insert(0, "kind", tune.kind)
+        resemblance.insert(0, "tune_id", np.int32(tune.tune_id))
+        pending.append(
+            {
+                "tunes": pd.DataFrame([_tune_row(tune, "ok", "", capture)]),
+                "resemblance": resemblance,
+                "summary": pd.DataFrame(result.summary).assign(**_identity(tune, len(result.summary))),
+                "saturation": pd.DataFrame(result.saturation).assign(
+                    **_identity(tune, len(result.saturation))
+                ),
+            }
+        )
+        counts["ok"] += 1
+        if len(pending) >= 64:
+            _flush(streams, pending)
+    _flush(streams, pending)
+    streams.close(_empty_schemas(settings))
+    accumulators.save(out_dir / "accumulators.npz")
+    seconds = time.perf_counter() - started
+    log.info("%d tunes analysed, %d failed, in %.1f s", counts["ok"], counts["failed"], seconds)
+    return counts
+
+
+def _flush(streams: _Streams, pending: list[dict]) -> None:
+    for name in ("tunes", "resemblance", "summary", "saturation"):
+        frames = [p[name] for p in pending if name in p]
+        if frames:
+            frame = pd.concat(frames, ignore_index=True)
+            if name == "tunes":
+                frame = pa.Table.from_pylist(frame.to_dict("records"), schema=TUNES_SCHEMA).to_pandas()
+            streams.write(name, frame)
+    pending.clear()
+
+
+def _empty_schemas(settings: Settings) -> dict[str, pa.Schema]:
+    """Schemas for a part where no tune could be analysed."""
+    identity = [("tune_id", pa.int32()), ("kind", pa.string()), ("title", pa.string())]
+    return {
+        "tunes": TUNES_SCHEMA,
+        "resemblance": pa.schema(
+            identity + [("family", pa.string()), ("a", pa.string()), ("b", pa.string())]
+        ),
+        "summary": pa.schema([("matrix", pa.string()), ("kind", pa.string())] + identity),
+        "saturation": pa.schema([("layer", pa.int64()), ("gate", pa.string())] + identity),
+    }
+
+
+# ---- the parts together -------------------------------------------------------------
+
+TABLES = ("tunes", "resemblance", "summary", "saturation")
+
+
+def combine_parts(part_dirs: list[str | Path], out_dir: str | Path) -> None:
+    """Concatenate the parts' tables (streamed, one part in memory at a time) and
+    add up their accumulators, into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        writer = None
+        for part in part_dirs:
+            table = pq.read_table(Path(part) / f"{name}.parquet")
+            if table.num_rows == 0:
+                continue
+            if writer is None:
+                writer = pq.ParquetWriter(out_dir / f"{name}.parquet", table.schema)
+            writer.write_table(table.cast(writer.schema))
+        if writer is None:
+            pq.write_table(pq.read_table(Path(part_dirs[0]) / f"{name}.parquet"), out_dir / f"{name}.parquet")
+        else:
+            writer.close()
+    total = None
+    for part in part_dirs:
+        with np.load(Path(part) / "accumulators.npz") as arrays:
+            loaded = {key: arrays[key] for key in arrays.files}
+        if total is None:
+            total = loaded
+        else:
+            for key, value in loaded.items():
+                if key != "matrix_names":
+                    total[key] = total[key] + value
+    np.savez(out_dir / "accumulators.npz", **total)
+
+
+def aggregate_resemblance(resemblance: pd.DataFrame, statistics: list[str], alpha: float) -> pd.DataFrame:
+    """One row per (comparison, statistic) over the tunes: how many, the mean and
+    quartiles; how far above its circular-shift null mean it is on average and in
+    what share of tunes; and the share of tunes where its p-value is below
+    ``alpha`` under each null, raw (one test per tune: about ``alpha`` by chance)
+    and Holm-adjusted over the tune's comparisons."""
+    keys = ["family", "a", "b", "shift"]
+    rows = []
+    for key, group in resemblance.groupby(keys, sort=False):
+        for name in statistics:
+            values = group[name].dropna()
+            row = dict(zip(keys, key))
+            row.update(
+                statistic=name,
+                n_tunes=int(len(values)),
+                mean=float(values.mean()) if len(values) else np.nan,
+                q25=float(values.quantile(0.25)) if len(values) else np.nan,
+                median=float(values.median()) if len(values) else np.nan,
+                q75=float(values.quantile(0.75)) if len(values) else np.nan,
+            )
+            excess = (group[name] - group[f"{name}_null_mean"]).dropna()
+            row["mean_excess"] = float(excess.mean()) if len(excess) else np.nan
+            row["share_above_null_mean"] = float((excess > 0).mean()) if len(excess) else np.nan
+            for null in ("circular", "bars"):
+                raw, adjusted = group[f"{name}_p_{null}"], group[f"{name}_p_{null}_holm"]
+                tested = raw.notna()
+                row[f"n_tested_{null}"] = int(tested.sum())
+                if tested.any():
+                    row[f"share_p_{null}"] = float((raw[tested] < alpha).mean())
+                    row[f"share_p_{null}_holm"] = float((adjusted[tested] < alpha).mean())
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    for column, prefix in (("a", "a_"), ("b", "b_")):
+        parsed = table[column].str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
+        table[f"{prefix}layer"] = pd.to_numeric(parsed["layer"]).astype("Int8")
+        table[f"{prefix}quantity"] = parsed["quantity"]
+    return table
+
+
+def layer_winners(resemblance: pd.DataFrame, statistic: str) -> pd.DataFrame:
+    """For each tune, shift and quantity, the layer whose Gramian resembles X^T X
+    most; counted over tunes: one row per (shift, quantity, layer)."""
+    onehot = resemblance[resemblance["family"] == "onehot"].dropna(subset=[statistic])
+    parsed = onehot["a"].str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
+    onehot = onehot.assign(layer=parsed["layer"].astype(int), quantity=parsed["quantity"])
+    best = onehot.loc[onehot.groupby(["tune_id", "shift", "quantity"])[statistic].idxmax()]
+    counts = best.groupby(["shift", "quantity", "layer"]).size().rename("n_tunes").reset_index()
+    totals = best.groupby(["shift", "quantity"]).size().rename("of_tunes").reset_index()
+    counts = counts.merge(totals, on=["shift", "quantity"])
+    counts["share"] = counts["n_tunes"] / counts["of_tunes"]
+    counts.insert(0, "statistic", statistic)
+    return counts
+
+
+def unit_saturation(accumulators: dict, layers: list[int]) -> pd.DataFrame:
+    """Per (layer, gate, unit): the fractions of all the corpus's steps below and above."""
+    steps = int(accumulators["unit_steps"][0])
+    frames = []
+    for li, layer in enumerate(layers):
+        for gi, gate in enumerate(GATES):
+            below = accumulators["unit_below"][li, gi] / max(steps, 1)
+            above = accumulators["unit_above"][li, gi] / max(steps, 1)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "layer": np.int8(layer),
+                        "gate": gate,
+                        "unit": np.arange(len(below), dtype=np.int32),
+                        "n_steps": steps,
+                        "frac_below": below.astype(np.float32),
+                        "frac_above": above.astype(np.float32),
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def bar_averages(accumulators: dict) -> dict[str, np.ndarray]:
+    """The bar-aligned matrices averaged over the tunes that have both bars
+    (NaN where none has)."""
+    sums, tunes = accumulators["bar_sums"], accumulators["bar_tunes"]
+    means = np.divide(sums, tunes, out=np.full_like(sums, np.nan), where=tunes > 0)
+    names = [str(name) for name in accumulators["matrix_names"]]
+    return {name: means[k] for k, name in enumerate(names)} | {"n_tunes": tunes[0]}
+
+
+def mann_whitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """P(X > Y) + P(X = Y)/2 (the AUC, 0.5 when alike) and the two-sided p-value of
+    the Mann-Whitney U test (normal approximation with tie correction)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        return np.nan, np.nan
+    combined = np.concatenate([x, y])
+    r = ranks(combined)
+    u = r[:n1].sum() - n1 * (n1 + 1) / 2
+    _, tie_counts = np.unique(combined, return_counts=True)
+    n = n1 + n2
+    variance = n1 * n2 / 12 * ((n + 1) - np.sum(tie_counts**3 - tie_counts) / (n * (n - 1)))
+    if variance <= 0:
+        return u / (n1 * n2), np.nan
+    z = (u - n1 * n2 / 2) / sqrt(variance)
+    return u / (n1 * n2), erfc(abs(z) / sqrt(2))
+
+
+def compare_corpora(
+    first: pd.DataFrame, second: pd.DataFrame, statistics: list[str], labels: tuple[str, str]
+) -> pd.DataFrame:
+    """Per (comparison, statistic) present in both: each corpus's median and tune
+    count, and how the two distributions differ (AUC = P(first > second), the
+    Mann-Whitney p-value, Holm-adjusted over the rows)."""
+    keys = ["family", "a", "b", "shift"]
+    rows = []
+    grouped = dict(iter(second.groupby(keys, sort=False)))
+    for key, group in first.groupby(keys, sort=False):
+        if key not in grouped:
+            continue
+        other = grouped[key]
+        for name in statistics:
+            x, y = group[name].dropna().to_numpy(), other[name].dropna().to_numpy()
+            auc, p = mann_whitney(x, y)
+            row = dict(zip(keys, key))
+            row.update(
+                statistic=name,
+                **{
+                    f"n_{labels[0]}": len(x),
+                    f"median_{labels[0]}": float(np.median(x)) if len(x) else np.nan,
+                },
+                **{
+                    f"n_{labels[1]}": len(y),
+                    f"median_{labels[1]}": float(np.median(y)) if len(y) else np.nan,
+                },
+                auc=auc,
+                p_value=p,
+            )
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p_holm"] = holm(table["p_value"].to_numpy())
+    return table
+
+
+# ---- what the rules call ------------------------------------------------------------
+
+
+def run_part(
+    model_path: str | Path,
+    spec: dict,
+    part: int,
+    settings: Settings,
+    bands: dict,
+    thresholds: dict,
+    out_dir: str | Path,
+    corpus_table: str | Path | None = None,
+    corpus_tokens: str | Path | None = None,
+    device: str = "cpu",
+    threads: int = 1,
+    name: str = "",
+) -> dict:
+    """One job of a corpus analysis: its part of the tunes, through the model."""
+    import torch
+
+    from .model import file_sha256, load_model
+
+    torch.set_num_threads(threads)
+    model = load_model(model_path).to(device)
+    generation = spec["tunes"].get("generate")
+    tunes = select_tunes(spec["tunes"], corpus_table, corpus_tokens)
+    batches = plan_batches(tunes, spec["batch_steps"], generation is not None)[part :: spec["jobs"]]
+    metadata = {
+        "analysis": name,
+        "part": part,
+        "jobs": spec["jobs"],
+        "tunes": spec["tunes"],
+        "model_file": str(model_path),
+        "model_sha256": file_sha256(model_path),
+        "settings": {key: getattr(settings, key) for key in settings.__dataclass_fields__},
+    }
+    count = sum(map(len, batches))
+    log.info("%s part %d of %d: %d of %d tunes", name, part + 1, spec["jobs"], count, len(tunes))
+    return analyse_part(
+        model, batches, generation, settings, bands, thresholds, spec["max_bars"], out_dir, metadata
+    )
+
+
+def run_aggregate(
+    part_dirs: list[str | Path], out_dir: str | Path, settings: Settings, name: str = ""
+) -> None:
+    """Combine the parts of a corpus analysis and write its aggregate tables and figures."""
+    from . import corpus_figures
+
+    out_dir = Path(out_dir)
+    combine_parts(part_dirs, out_dir)
+    resemblance = pd.read_parquet(out_dir / "resemblance.parquet")
+    tunes = pd.read_parquet(out_dir / "tunes.parquet", columns=["status"])
+    aggregate = aggregate_resemblance(resemblance, list(settings.statistics), settings.alpha)
+    aggregate.to_parquet(out_dir / "aggregate.parquet", index=False)
+    winners = pd.concat([layer_winners(resemblance, s) for s in settings.statistics], ignore_index=True)
+    winners.to_parquet(out_dir / "winners.parquet", index=False)
+    with np.load(out_dir / "accumulators.npz") as arrays:
+        accumulators = {key: arrays[key] for key in arrays.files}
+    units = unit_saturation(accumulators, list(settings.layers))
+    units.to_parquet(out_dir / "unit_saturation.parquet", index=False)
+    averages = bar_averages(accumulators)
+    np.savez(out_dir / "bar_averages.npz", **averages)
+    figures = out_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    title = f"{name}: {int((tunes['status'] == 'ok').sum())} tunes"
+    corpus_figures.distributions(aggregate, resemblance, settings, figures / "distributions.png", title)
+    corpus_figures.winners(winners, settings, figures / "winners.png", title)
+    corpus_figures.bar_averages(averages, figures / "bar_averages.png", title)
+    corpus_figures.saturation(units, accumulators["unit_steps"][0], figures / "saturation.png", title)
+    log.info("%s: %d comparisons aggregated over %d tunes", name, len(aggregate), len(tunes))
+
+
+def run_comparison(
+    first_dir: str | Path,
+    second_dir: str | Path,
+    labels: tuple[str, str],
+    settings: Settings,
+    out_dir: str | Path,
+) -> None:
+    """Two corpus analyses set against each other: a table and a figure."""
+    from . import corpus_figures
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    first = pd.read_parquet(Path(first_dir) / "resemblance.parquet")
+    second = pd.read_parquet(Path(second_dir) / "resemblance.parquet")
+    table = compare_corpora(first, second, list(settings.statistics), labels)
+    table.to_parquet(out_dir / "comparison.parquet", index=False)
+    corpus_figures.comparison(first, second, labels, settings, out_dir / "comparison.png")
