@@ -195,14 +195,29 @@ class FolkRNN(nn.Module):
 
     # ---- capture ------------------------------------------------------------------------
 
-    def _recurrent(self, h: torch.Tensor, z: torch.Tensor) -> None:
-        """z[l] = h[l] W_h + b for every layer, from the previous step's h (L, B, H).
-        (One plain product per layer: faster here than a batched product.)"""
-        for layer in range(self.config.n_layers):
-            torch.addmm(self.b[layer], h[layer], self.W_h[layer], out=z[layer])
+    def _stacked_weights(self) -> list[torch.Tensor]:
+        """Per layer, the weights that take [input, previous h] to the pre-activations
+        in one product: W_h for layer 1 (its one-hot input is a row lookup), and
+        [W_x; W_h] above it, so a layer costs one matrix product a step, not two."""
+        layers = range(1, self.config.n_layers)
+        return [self.W_h[0].detach()] + [torch.cat([self.W_x[k], self.W_h[k]]).detach() for k in layers]
+
+    def _pre_activations(
+        self, layer: int, state: torch.Tensor, token: torch.Tensor, weights: list, z: torch.Tensor
+    ) -> None:
+        """z = b + [a, h] [W_x; W_h] of one layer. ``state`` is (B, L * H), every layer's
+        h side by side, so layer l's input (layer l - 1's h) and its own previous h
+        are one strided slice; layer 1 adds the row of W_x its token picks (exact)."""
+        H = self.config.n_units
+        if layer == 0:
+            torch.addmm(self.b[0], state[:, :H], weights[0], out=z)
+            z.add_(self.W_x[0][token])
+        else:
+            torch.addmm(self.b[layer], state[:, (layer - 1) * H : (layer + 1) * H], weights[layer], out=z)
 
     def _initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        h = torch.stack([h0.detach().expand(batch, -1) for h0 in self.h0]).contiguous()  # (L, B, H)
+        """h as (B, L, H) (see _pre_activations) and c as (L, B, H)."""
+        h = torch.stack([h0.detach().expand(batch, -1) for h0 in self.h0], dim=1).contiguous()
         c = torch.stack([c0.detach().expand(batch, -1) for c0 in self.c0]).contiguous()
         return h, c
 
@@ -210,13 +225,6 @@ class FolkRNN(nn.Module):
         cfg = self.config
         shape = (slots, cfg.n_layers, len(QUANTITIES), batch, cfg.n_units)
         return torch.empty(shape, device=self.W_out.device)
-
-    def _add_input(self, z: torch.Tensor, layer: int, a: torch.Tensor) -> None:
-        """z += a W_x of one layer; layer 1's input is one-hot, so a row lookup (exact)."""
-        if layer == 0:
-            z.add_(self.W_x[0][a])
-        else:
-            z.addmm_(a, self.W_x[layer])
 
     def _gates(self, z: torch.Tensor, c: torch.Tensor, record: torch.Tensor) -> None:
         """Every quantity from the pre-activations z (..., B, 4H) and the previous cell
@@ -265,15 +273,15 @@ class FolkRNN(nn.Module):
             idx[row, : len(seq) - 1] = torch.tensor(seq[:-1])
         idx = idx.to(self.W_out.device)
         h, c = self._initial_state(B)
+        state, weights = h.view(B, -1), self._stacked_weights()
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
         record = self._record_buffer(T + L - 1, B)  # pass k, layer l holds step k - l
         for k in range(T + L - 1):
-            self._recurrent(h, z)
-            for layer in range(L):
-                self._add_input(z[layer], layer, idx[:, k] if layer == 0 else h[layer - 1])
+            for layer in range(L):  # every layer from the previous pass's state
+                self._pre_activations(layer, state, idx[:, k], weights, z[layer])
             self._gates(z, c, record[k])
             live = slice(max(0, k - T + 1), min(L, k + 1))  # layers with a real step now
-            h[live] = record[k, live, QUANTITIES.index("h")]
+            h[:, live] = record[k, live, QUANTITIES.index("h")].transpose(0, 1)
             c[live] = record[k, live, QUANTITIES.index("c")]
         captures = []
         for row, seq in enumerate(sequences):
@@ -305,6 +313,7 @@ class FolkRNN(nn.Module):
         L, B, end = self.config.n_layers, len(seeds), self.token2idx[END]
         rngs = [np.random.default_rng(seed) for seed in seeds]
         h, c = self._initial_state(B)
+        state, weights = h.view(B, -1), self._stacked_weights()
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
         record = self._record_buffer(min(max_length, 256), B)  # grows as tunes run on
         sequences = [[self.token2idx[START]] for _ in seeds]
@@ -313,17 +322,16 @@ class FolkRNN(nn.Module):
         for t in range(max_length):
             if t == len(record):
                 record = torch.cat([record, self._record_buffer(min(len(record), max_length - t), B)])
-            self._recurrent(h, z)  # as in read
-            a = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
-            for layer in range(L):
-                self._add_input(z[layer], layer, a)
+            token = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
+            for layer in range(L):  # the products of read, on the same shapes
+                self._pre_activations(layer, state, token, weights, z[layer])
                 self._gates(z[layer], c[layer], record[t, layer])
-                h[layer] = a = record[t, layer, QUANTITIES.index("h")]
+                h[:, layer] = record[t, layer, QUANTITIES.index("h")]
                 c[layer] = record[t, layer, QUANTITIES.index("c")]
             if t < len(prime_idx):
                 nxt = np.full(B, prime_idx[t])
             else:
-                nxt = _sample(self._softmax(h[-1]), temperature, rngs, live)
+                nxt = _sample(self._softmax(h[:, -1]), temperature, rngs, live)
             for row in np.flatnonzero(live):
                 sequences[row].append(int(nxt[row]))
                 if nxt[row] == end and t >= len(prime_idx):
