@@ -215,7 +215,8 @@ def corpus_config(jobs: int) -> dict:
             "real12": {
                 "tunes": {"corpus": "small", "sample": 12, "seed": 1}, "jobs": jobs, "batch_steps": 1024
             },
-            "gen5": {"tunes": {"generate": {"count": 5, "seed": 7, "max_length": 60}}, "jobs": 1},
+            "gen5": {"tunes": {"generate": {"count": 5, "seed": 7, "max_length": 60}}, "jobs": 1,
+                     "tune_figures": True},
         },
         "corpus_comparisons": [["real12", "gen5"]],
         "torch_threads": 1,
@@ -259,6 +260,11 @@ def test_generated_tunes_and_the_comparison(corpus_run):
     tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
     assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["kind"] == "generated").all()
     assert (tunes["n_steps"] <= 60).all()
+    figures = sorted((corpus_run / "corpus_analysis" / "gen5" / "parts" / "0" / "figures").glob("*.png"))
+    assert [f.name for f in figures] == [f"{k}.png" for k in range(5)]
+    image = np.asarray(Image.open(figures[0]).convert("L"))
+    assert image.shape[1] > 4 * image.shape[0] / 2 and image.std() > 5  # four panels side by side
+    assert not list((corpus_run / "corpus_analysis" / "real12" / "parts" / "0" / "figures").glob("*.png"))
     comparison = pd.read_parquet(corpus_run / "corpus_comparisons" / "real12_vs_gen5" / "comparison.parquet")
     assert {"median_real12", "median_gen5", "auc", "p_holm"} <= set(comparison.columns)
     assert comparison["auc"].between(0, 1).all()

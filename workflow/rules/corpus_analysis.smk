@@ -10,6 +10,7 @@ rule corpus_part:
             for table in PART_TABLES
         ],
         accumulators=f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/accumulators.npz",
+        tune_figures=directory(f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/figures"),
     log:
         f"{RESULTS}/logs/corpus_analysis/{{analysis}}/part_{{part}}.log",
     benchmark:
@@ -28,6 +29,7 @@ rule corpus_part:
         spec=lambda wildcards: corpus_analysis(wildcards.analysis),
         settings=lambda wildcards: corpus_settings(wildcards.analysis),
         bands=config["analysis"]["bands"],
+        analysis=config["analysis"],  # the style of tune figures
         saturation=config["resemblance"]["saturation"],
         device=config["device"],
     script:

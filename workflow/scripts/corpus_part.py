@@ -23,4 +23,5 @@ with log_to(snakemake.log[0]):
         device=snakemake.params.device,
         threads=snakemake.threads,
         name=snakemake.wildcards.analysis,
+        analysis=snakemake.params.analysis,
     )

@@ -154,6 +154,8 @@ class TuneResult:
     resemblance: pd.DataFrame
     summary: list[dict]
     saturation: list[dict]
+    matrices: dict[str, np.ndarray]
+    bars: np.ndarray
 
 
 def analyse_capture(
@@ -207,7 +209,7 @@ def analyse_capture(
                     "units_mostly_above": int(np.count_nonzero(frac_above > 0.5)),
                 }
             )
-    return TuneResult(resemblance, summary, saturation)
+    return TuneResult(resemblance, summary, saturation, matrices, bars)
 
 
 # ---- one part ---------------------------------------------------------------------
@@ -311,6 +313,23 @@ def _captures(model, batches: list[list[TuneSpec]], generation: dict | None):
                     yield tune, f"{tune.title} ({tune.source}): {error}"
 
 
+def draw_tune(capture, result: TuneResult, settings: Settings, style, path: Path, title: str) -> None:
+    """One tune's figure in corpus mode: X^T X beside each layer's hidden-state Gramian
+    (or the first compared quantity's), with its tokens and bar lines."""
+    from .figures import MatrixCanvas, band_colours, write_png
+
+    quantity = "h" if "h" in settings.quantities else settings.quantities[0]
+    names = ["onehot", *(f"L{layer}.{quantity}.{settings.gramian}" for layer in settings.layers)]
+    canvas = MatrixCanvas(capture.input_tokens, result.bars, style, panels=len(names))
+    kind = "magnitude" if settings.gramian == "abs" else "signed"
+    pictures = [band_colours(result.matrices[n], "onehot" if n == "onehot" else kind, style) for n in names]
+    labels = ["X^T X", *(f"layer {layer}, {quantity}" for layer in settings.layers)]
+    canvas.show(pictures, kind, title, f"{len(capture.input_tokens)} steps", panel_titles=labels)
+    for saved, pixels in canvas.save(path, ("png",)):
+        if pixels is not None:  # PNG pixels come back for the caller to encode
+            write_png(saved, pixels, canvas.dpi, style)
+
+
 def analyse_part(
     model,
     batches: list[list[TuneSpec]],
@@ -321,10 +340,12 @@ def analyse_part(
     max_bars: int,
     out_dir: str | Path,
     metadata: dict,
+    figure_style=None,
 ) -> dict:
-    """Run one part's batches of tunes through ``model`` and stream its tables into ``out_dir``."""
+    """Run one part's batches of tunes through ``model`` and stream its tables into
+    ``out_dir``; with a ``figure_style``, also a figure per tune in ``out_dir/figures``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)  # empty without tune figures
     names = ["tunes", "resemblance", "summary", "saturation"]
     streams = _Streams({name: out_dir / f"{name}.parquet" for name in names}, metadata)
     bar_names = [
@@ -342,6 +363,11 @@ def analyse_part(
             counts["failed"] += 1
             continue
         result = analyse_capture(capture, settings, bands, thresholds, accumulators, max_bars)
+        if figure_style is not None:
+            title = f"{metadata.get('analysis', '')} tune {tune.tune_id}: {tune.title}"
+            draw_tune(
+                capture, result, settings, figure_style, out_dir / "figures" / f"{tune.tune_id}.png", title
+            )
         resemblance = result.resemblance
         resemblance.insert(0, "title", tune.title)
         resemblance.insert(0, "kind", tune.kind)
@@ -427,6 +453,13 @@ def combine_parts(part_dirs: list[str | Path], out_dir: str | Path) -> None:
     np.savez(out_dir / "accumulators.npz", **total)
 
 
+def gramian_parts(names: pd.Series) -> pd.DataFrame:
+    """``layer`` (nullable int) and ``quantity`` of each Gramian name (``L2.h.abs``);
+    missing for ``onehot``."""
+    parsed = names.str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
+    return parsed.assign(layer=pd.to_numeric(parsed["layer"]).astype("Int64"))
+
+
 def aggregate_resemblance(resemblance: pd.DataFrame, statistics: list[str], alpha: float) -> pd.DataFrame:
     """One row per (comparison, statistic) over the tunes: how many, the mean and
     quartiles; how far above its circular-shift null mean it is on average and in
@@ -459,10 +492,10 @@ def aggregate_resemblance(resemblance: pd.DataFrame, statistics: list[str], alph
                     row[f"share_p_{null}_holm"] = float((adjusted[tested] < alpha).mean())
             rows.append(row)
     table = pd.DataFrame(rows)
-    for column, prefix in (("a", "a_"), ("b", "b_")):
-        parsed = table[column].str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
-        table[f"{prefix}layer"] = pd.to_numeric(parsed["layer"]).astype("Int8")
-        table[f"{prefix}quantity"] = parsed["quantity"]
+    for column in ("a", "b"):
+        parsed = gramian_parts(table[column])
+        table[f"{column}_layer"] = parsed["layer"].astype("Int8")
+        table[f"{column}_quantity"] = parsed["quantity"]
     return table
 
 
@@ -470,7 +503,7 @@ def layer_winners(resemblance: pd.DataFrame, statistic: str) -> pd.DataFrame:
     """For each tune, shift and quantity, the layer whose Gramian resembles X^T X
     most; counted over tunes: one row per (shift, quantity, layer)."""
     onehot = resemblance[resemblance["family"] == "onehot"].dropna(subset=[statistic])
-    parsed = onehot["a"].str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
+    parsed = gramian_parts(onehot["a"])
     onehot = onehot.assign(layer=parsed["layer"].astype(int), quantity=parsed["quantity"])
     best = onehot.loc[onehot.groupby(["tune_id", "shift", "quantity"])[statistic].idxmax()]
     counts = best.groupby(["shift", "quantity", "layer"]).size().rename("n_tunes").reset_index()
@@ -585,8 +618,11 @@ def run_part(
     device: str = "cpu",
     threads: int = 1,
     name: str = "",
+    analysis: dict | None = None,
 ) -> dict:
-    """One job of a corpus analysis: its part of the tunes, through the model."""
+    """One job of a corpus analysis: its part of the tunes, through the model (and,
+    where the analysis asks for ``tune_figures``, a figure per tune styled by
+    config's ``analysis`` section)."""
     import torch
 
     from .model import file_sha256, load_model
@@ -607,8 +643,13 @@ def run_part(
     }
     count = sum(map(len, batches))
     log.info("%s part %d of %d: %d of %d tunes", name, part + 1, spec["jobs"], count, len(tunes))
+    style = None
+    if spec.get("tune_figures"):
+        from .figures import Style
+
+        style = Style.from_config(analysis)
     return analyse_part(
-        model, batches, generation, settings, bands, thresholds, spec["max_bars"], out_dir, metadata
+        model, batches, generation, settings, bands, thresholds, spec["max_bars"], out_dir, metadata, style
     )
 
 

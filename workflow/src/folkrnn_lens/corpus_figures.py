@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .corpus_analysis import gramian_parts  # noqa: E402
 from .saturation import GATES  # noqa: E402
 
 LAYER_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
@@ -31,8 +32,7 @@ STATISTIC_LABELS = {"pearson": "Pearson r", "spearman": "Spearman rho", "cka": "
 
 
 def _parsed(names: pd.Series) -> pd.DataFrame:
-    parsed = names.str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
-    return parsed.assign(layer=parsed["layer"].astype(int))
+    return gramian_parts(names).astype({"layer": int})
 
 
 def _save(fig, path: str | Path) -> None:

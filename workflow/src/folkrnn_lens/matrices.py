@@ -270,6 +270,27 @@ class Plan:
         raise KeyError(f"no matrix {name!r} in this analysis; it has {self.names}")
 
 
+def select_recorded(
+    section: str, settings: dict, recorded_layers: list[int], recorded_quantities: list[str]
+) -> tuple[list[int], list[str]]:
+    """The ``layers`` and ``quantities`` a config section asks for (default: what was
+    recorded); asking for one that was not recorded is an error naming it."""
+    layers = list(settings.get("layers") or recorded_layers)
+    quantities = list(settings.get("quantities") or recorded_quantities)
+    for layer in layers:
+        if layer not in recorded_layers:
+            raise ValueError(
+                f"{section}.layers asks for layer {layer}, but record.layers holds {list(recorded_layers)}"
+            )
+    for quantity in quantities:
+        if quantity not in recorded_quantities:
+            raise ValueError(
+                f"{section}.quantities asks for {quantity!r}, but record.quantities holds "
+                f"{list(recorded_quantities)}"
+            )
+    return layers, quantities
+
+
 def plan_analysis(
     analysis: dict | None = None,
     recorded_layers: list[int] = (1, 2, 3),
@@ -284,19 +305,7 @@ def plan_analysis(
     Animations need at least two layers.
     """
     analysis = dict(analysis or {})
-    layers = list(analysis.get("layers") or recorded_layers)
-    quantities = list(analysis.get("quantities") or recorded_quantities)
-    for layer in layers:
-        if layer not in recorded_layers:
-            raise ValueError(
-                f"analysis.layers asks for layer {layer}, but record.layers holds {list(recorded_layers)}"
-            )
-    for quantity in quantities:
-        if quantity not in recorded_quantities:
-            raise ValueError(
-                f"analysis.quantities asks for {quantity!r}, but record.quantities holds "
-                f"{list(recorded_quantities)}"
-            )
+    layers, quantities = select_recorded("analysis", analysis, recorded_layers, recorded_quantities)
     for band, limits in analysis.get("bands", {}).items():
         if not limits.get("low", 0) < limits.get("high", 2):
             raise ValueError(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .matrices import magnitude_gramian, onehot_gramian, signed_gramian
+from .matrices import magnitude_gramian, onehot_gramian, select_recorded, signed_gramian
 from .names import QUANTITIES
 
 STATISTICS = ("pearson", "spearman", "cka")
@@ -477,19 +477,8 @@ class Settings:
         """Layers and quantities default to what was recorded; asking for more is an
         error naming it. ``overrides`` (a corpus analysis's own) win over ``section``."""
         merged = {**section, **(overrides or {})}
-        layers = sorted(merged.get("layers") or recorded_layers)
-        quantities = merged.get("quantities") or recorded_quantities
-        for layer in layers:
-            if layer not in recorded_layers:
-                raise ValueError(
-                    f"resemblance.layers asks for layer {layer}; record.layers holds {recorded_layers}"
-                )
-        for quantity in quantities:
-            if quantity not in recorded_quantities:
-                raise ValueError(
-                    f"resemblance.quantities asks for {quantity!r}; "
-                    f"record.quantities holds {recorded_quantities}"
-                )
+        layers, quantities = select_recorded("resemblance", merged, recorded_layers, recorded_quantities)
+        layers = sorted(layers)
         fields = {key: merged[key] for key in cls.__dataclass_fields__ if key in merged}
         fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
         fields["layers"] = tuple(layers)
