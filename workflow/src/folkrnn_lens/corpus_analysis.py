@@ -164,7 +164,7 @@ def analyse_capture(
     """Everything corpus mode keeps of one tune's capture."""
     tokens = capture.input_tokens
     bars = np.asarray(bar_indices(tokens), np.int32)
-    matrices = gramians_of(capture.quantity, tokens, settings)
+    matrices = gramians_of(capture.quantity, tokens, settings, dtype=np.float32)
     matrices["softmax_l1"] = softmax_l1_distances(capture.softmax, dtype=np.float32)
     resemblance = settings.table(matrices, bars)
 

@@ -118,23 +118,24 @@ def softmax_l1_distances(p: np.ndarray, chunk_bytes: int = 64 << 20, dtype=np.fl
     return d.astype(np.float32)
 
 
-def unit_rows(a: np.ndarray) -> np.ndarray:
+def unit_rows(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Each row scaled to unit L2 norm; an all-zero row stays zero (its cosines are 0)."""
-    a = np.asarray(a, dtype=np.float64)
+    a = np.asarray(a, dtype=dtype)
     norms = np.linalg.norm(a, axis=1, keepdims=True)
     return np.divide(a, norms, out=np.zeros_like(a), where=norms > 0)
 
 
-def signed_gramian(a: np.ndarray) -> np.ndarray:
+def signed_gramian(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     """Q^T Q with unit-norm columns: cos of the angle between the activations of two
-    steps (rows of ``a``, (n_steps, n_units)); 0 with an all-zero step."""
-    u = unit_rows(a)
+    steps (rows of ``a``, (n_steps, n_units)); 0 with an all-zero step. Computed in
+    ``dtype`` (float32: twice as fast, to about 1e-7), returned as float32."""
+    u = unit_rows(a, dtype)
     return np.clip(u @ u.T, -1.0, 1.0).astype(np.float32)
 
 
-def magnitude_gramian(a: np.ndarray) -> np.ndarray:
+def magnitude_gramian(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     """|Q^T Q| with unit-norm columns: the absolute cosine, ignoring polarity."""
-    return np.abs(signed_gramian(a))
+    return np.abs(signed_gramian(a, dtype))
 
 
 def cross_gramian(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -43,12 +43,17 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 def ranks(values: np.ndarray) -> np.ndarray:
     """Ranks from 1, ties given their average rank (as Spearman's rho needs)."""
     order = np.argsort(values)  # any order within ties: they get their mean rank
-    boundaries = np.flatnonzero(np.diff(values[order])) + 1
-    starts = np.concatenate([[0], boundaries])
-    ends = np.concatenate([boundaries, [len(values)]])
     result = np.empty(len(values))
-    result[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # mean rank of each tie
+    result[order] = _tied_ranks(values[order])
     return result
+
+
+def _tied_ranks(sorted_values: np.ndarray) -> np.ndarray:
+    """The ranks (from 1) of sorted values, each run of ties given its mean rank."""
+    boundaries = np.flatnonzero(np.diff(sorted_values)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(sorted_values)]])
+    return np.repeat((starts + ends + 1) / 2.0, ends - starts)
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -302,14 +307,36 @@ class _Windows:
         self.matrices = matrices
         self._prepared: dict = {}
         self._spectra: dict = {}
+        self._sorted: dict = {}
 
     def prepared(self, name: str, matrix: str, start: int, stop: int) -> tuple[np.ndarray, float]:
         key = (name, matrix, start, stop)
         if key not in self._prepared:
-            window = self.matrices[matrix][start:stop, start:stop]
-            result = prepared_symmetric(name, window)
+            if name == "spearman":
+                result = self._ranked_window(matrix, start, stop)
+            else:
+                result = prepared_symmetric(name, self.matrices[matrix][start:stop, start:stop])
             self._prepared[key] = (result, float(np.linalg.norm(result)))
         return self._prepared[key]
+
+    def _ranked_window(self, matrix: str, start: int, stop: int) -> np.ndarray:
+        """prepared_symmetric("spearman", window) from one sort of the whole matrix:
+        the pairs of a window of steps keep their order, so only the ties need
+        averaging again (a shifted window then costs no sort of its own)."""
+        if matrix not in self._sorted:
+            full = np.asarray(self.matrices[matrix])
+            full = (full + full.T) / 2
+            rows, cols = np.triu_indices(full.shape[0], 1)
+            values = full[rows, cols]
+            order = np.argsort(values)
+            self._sorted[matrix] = (rows[order], cols[order], values[order])
+        rows, cols, values = self._sorted[matrix]
+        keep = (rows >= start) & (cols < stop)
+        ranked = _tied_ranks(values[keep])
+        m = stop - start
+        result = np.zeros((m, m))
+        result[rows[keep] - start, cols[keep] - start] = ranked - ranked.mean()
+        return result + result.T
 
     def spectra(self, name: str, keys: list[tuple[str, int, int]]) -> np.ndarray:
         """Stacked FFT spectra of the circular diagonals of matrices (name, start,
@@ -503,12 +530,15 @@ class Settings:
         )
 
 
-def gramians_of(activation, tokens: list[str], settings: Settings) -> dict[str, np.ndarray]:
+def gramians_of(activation, tokens: list[str], settings: Settings, dtype=np.float64) -> dict[str, np.ndarray]:
     """X^T X and the Gramian of each compared (layer, quantity) of one tune;
-    ``activation(layer, quantity)`` returns its (n_steps, n_units) array."""
+    ``activation(layer, quantity)`` returns its (n_steps, n_units) array. ``dtype``
+    is the precision of the products (corpus mode: float32)."""
     gramian = magnitude_gramian if settings.gramian == "abs" else signed_gramian
     matrices = {"onehot": onehot_gramian(tokens)}
     for layer in settings.layers:
         for quantity in settings.quantities:
-            matrices[gramian_name(layer, quantity, settings.gramian)] = gramian(activation(layer, quantity))
+            matrices[gramian_name(layer, quantity, settings.gramian)] = gramian(
+                activation(layer, quantity), dtype
+            )
     return matrices
