@@ -112,7 +112,7 @@ def winners(table: pd.DataFrame, settings, path, title: str) -> None:
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"{STATISTIC_LABELS[statistic]}\nshift {shift}")
         if r == 0:
-            ax.legend(ncol=len(layers), fontsize=8, loc="upper right")
+            ax.legend(ncol=len(layers), fontsize=8, loc="lower right", bbox_to_anchor=(1, 1))  # above
     fig.suptitle(f"{title}\nshare of tunes where each layer's Gramian resembles X^T X most", fontsize=9)
     fig.tight_layout()
     _save(fig, path)
