@@ -71,9 +71,10 @@ def test_comparisons_cover_onehot_at_each_shift_and_pairs_of_layers_and_quantiti
         plan_comparisons([1], ["h"], families=["onehot", "tokens"])
 
 
-def test_the_table_equals_each_test_run_on_its_own():
+@pytest.mark.parametrize("n", [40, 68])  # 67 steps at shift 1: the padded FFT length
+def test_the_table_equals_each_test_run_on_its_own(n):
     rng = np.random.default_rng(2)
-    matrices, bars = random_tune(rng)
+    matrices, bars = random_tune(rng, n)
     comparisons = plan_comparisons([1, 2], ["c", "h"])
     table = resemblance_table(matrices, bars, comparisons, bar_permutations=30, seed=4)
     assert len(table) == len(comparisons)

@@ -7,6 +7,7 @@ from folkrnn_lens.resemblance import (
     circular_shift_null,
     circular_shift_orders,
     circular_shift_test,
+    fft_length,
     holm,
     linear_cka,
     pearson,
@@ -115,14 +116,21 @@ def test_circular_shift_null_of_unrelated_matrices_gives_uniform_p_values(rng):
     assert 0.02 < np.mean(p_values < 0.05) < 0.09
 
 
+@pytest.mark.parametrize("n", [23, 67])  # a direct FFT length; a padded one (fft_length)
 @pytest.mark.parametrize("name", ["pearson", "spearman", "cka"])
-def test_fft_circular_shift_null_equals_the_direct_one(rng, name):
-    A, B = np.abs(np.corrcoef(ar1(rng, 23, 4))), np.abs(np.corrcoef(ar1(rng, 23, 4)))
-    orders = circular_shift_orders(23, None, rng)
+def test_fft_circular_shift_null_equals_the_direct_one(rng, name, n):
+    A, B = np.abs(np.corrcoef(ar1(rng, n, 4))), np.abs(np.corrcoef(ar1(rng, n, 4)))
+    orders = circular_shift_orders(n, None, rng)
     direct = [statistic(name, A, B[np.ix_(order, order)]) for order in orders]
     np.testing.assert_allclose(circular_shift_null(name, A, B), direct, atol=1e-12)
     fast, slow = circular_shift_test(name, A, B), permutation_test(name, A, B, orders)
-    assert fast.p_value == slow.p_value and fast.n_null == slow.n_null == 22
+    assert fast.p_value == slow.p_value and fast.n_null == slow.n_null == n - 1
+
+
+def test_fft_length_pads_only_lengths_with_a_large_prime_factor():
+    assert [fft_length(n) for n in (23, 150, 175, 176)] == [23, 150, 175, 176]
+    assert fft_length(173) == 360  # prime: 5-smooth and at least 2 * 173 - 1
+    assert fft_length(2 * 67) == 270
 
 
 def test_holm_adjustment_by_hand():

@@ -23,6 +23,7 @@ chance). Holm's method corrects the p-values of all comparisons of a tune.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,18 +75,19 @@ def prepared(name: str, matrix: np.ndarray) -> np.ndarray:
     pearson / spearman: off-diagonal entries (values, or their ranks) minus their
     mean, diagonal zero; cka: the centred matrix.
     """
-    matrix = np.asarray(matrix, dtype=float)
+    matrix = np.array(matrix, dtype=float)  # a copy this function may change
     if name == "cka":
         return centre(matrix)
     if name not in STATISTICS:
         raise ValueError(f"unknown statistic {name!r}; expected one of {STATISTICS}")
-    off = ~np.eye(matrix.shape[0], dtype=bool)
-    values = matrix[off]
+    n = matrix.shape[0]
     if name == "spearman":
-        values = ranks(values)
-    result = np.zeros_like(matrix)
-    result[off] = values - values.mean()
-    return result
+        off = ~np.eye(n, dtype=bool)
+        matrix[off] = ranks(matrix[off])
+    if n > 1:  # the mean of the off-diagonal entries, without gathering them
+        matrix -= (matrix.sum() - np.trace(matrix)) / (n * n - n)
+    np.fill_diagonal(matrix, 0.0)
+    return matrix
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -170,28 +172,61 @@ def _test_result(observed: float, null: np.ndarray) -> TestResult:
     return TestResult(observed, float(p_value), len(null), float(null.mean()))
 
 
-def _diagonal_spectra(prepared_stack: np.ndarray, symmetric: bool) -> np.ndarray:
+def fft_length(n: int) -> int:
+    """The FFT length for circular correlations of length n: n itself, unless n has
+    a large prime factor (FFTs of length 173 cost ten times those of 175); then
+    the first 5-smooth length >= 2n - 1, over which a zero-padded sequence
+    against a twice-repeated one gives the same circular correlation."""
+    m, factor = n, 2
+    while factor * factor <= m:
+        while m % factor == 0:
+            m //= factor
+        factor += 1
+    if m <= 60:  # the largest prime factor: small enough for a direct FFT
+        return n
+    length = 2 * n - 1
+    while True:
+        rest = length
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return length
+        length += 1
+
+
+def _diagonal_spectra(prepared_stack: np.ndarray, symmetric: bool, length: int, repeated: bool) -> np.ndarray:
     """rfft over s of the circular diagonals (s, d) -> entry (s, (s + d) mod n) of
     each matrix of a (k, n, n) stack, such that summing conj(A) B over the
-    diagonals gives the sum over all n of them.
+    diagonals gives the sum over all n of them, at FFT length ``length``: n, or
+    (fft_length) one that needs each diagonal zero-padded (A) or ``repeated``
+    twice (B).
 
     A symmetric matrix needs only diagonals d = 0..n//2, weighted: diagonal
     n - d is diagonal d moved by d steps, so its spectrum differs by a phase,
     which cancels in conj(A) B. That halves the work.
     """
-    n = prepared_stack.shape[-1]
+    k, n, _ = prepared_stack.shape
     count = n // 2 + 1 if symmetric else n
-    rows = np.arange(n)[:, None]
-    diagonals = (rows + np.arange(count)[None, :]) % n
-    weights = np.ones(count)
+    flat = np.ascontiguousarray(prepared_stack).reshape(k, n * n)
+    diagonals = flat.take(_diagonal_index(n, count), axis=1).reshape(k, n, count)
     if symmetric:
-        weights[1 : (n + 1) // 2] = np.sqrt(2.0)  # d and n - d; d = n/2 is its own mirror
-    return np.fft.rfft(prepared_stack[:, rows, diagonals] * weights, axis=1)
+        diagonals[:, :, 1 : (n + 1) // 2] *= np.sqrt(2.0)  # d and n - d; d = n/2 is its own mirror
+    if repeated and length != n:
+        diagonals = np.concatenate([diagonals, diagonals], axis=1)
+    return np.fft.rfft(diagonals, n=length, axis=1)
 
 
-def _shift_products(spectrum_a: np.ndarray, spectrum_b: np.ndarray, n: int) -> np.ndarray:
+@functools.lru_cache(maxsize=32)
+def _diagonal_index(n: int, count: int) -> np.ndarray:
+    """Flat indices of entries (s, (s + d) mod n), s < n, d < count, of an n x n matrix."""
+    rows = np.arange(n)[:, None]
+    return (rows * n + (rows + np.arange(count)) % n).ravel()
+
+
+def _shift_products(spectrum_a: np.ndarray, spectrum_b: np.ndarray, n: int, length: int) -> np.ndarray:
     """[k] = sum over s, t of a[s, t] b[s + k, t + k] (indices mod n), every k at once."""
-    return np.fft.irfft((np.conj(spectrum_a) * spectrum_b).sum(axis=1), n=n)
+    return np.fft.irfft(np.einsum("fd,fd->f", np.conj(spectrum_a), spectrum_b), n=length)[:n]
 
 
 def circular_shift_null(name: str, A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -201,12 +236,14 @@ def circular_shift_null(name: str, A: np.ndarray, B: np.ndarray) -> np.ndarray:
     (O(n^2 log n) instead of O(n^3)). Equals permutation_test's null over
     circular_shift_orders(n, None)."""
     a, b = prepared(name, A), prepared(name, B)
+    n = a.shape[0]
     denominator = np.linalg.norm(a) * np.linalg.norm(b)
     if denominator == 0:
-        return np.full(a.shape[0] - 1, np.nan)
-    spectra = _diagonal_spectra(np.stack([a, b]), symmetric=False)
-    products = _shift_products(spectra[0], spectra[1], a.shape[0])
-    return products[1:] / denominator
+        return np.full(n - 1, np.nan)
+    length = fft_length(n)
+    spectrum_a = _diagonal_spectra(a[None], symmetric=False, length=length, repeated=False)[0]
+    spectrum_b = _diagonal_spectra(b[None], symmetric=False, length=length, repeated=True)[0]
+    return _shift_products(spectrum_a, spectrum_b, n, length)[1:] / denominator
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -299,6 +336,14 @@ def prepared_symmetric(name: str, matrix: np.ndarray) -> np.ndarray:
     return result + result.T
 
 
+@functools.lru_cache(maxsize=8)
+def _upper_pairs(n: int) -> tuple[np.ndarray, ...]:
+    """Rows, columns, and flat indices above and below the diagonal, of the pairs
+    of different steps of an n x n matrix."""
+    rows, cols = np.triu_indices(n, 1)
+    return rows, cols, rows * n + cols, cols * n + rows
+
+
 class _Windows:
     """Prepared matrices, norms and FFT spectra, each computed once per
     (matrix, window of steps, statistic) however many comparisons use it."""
@@ -323,30 +368,37 @@ class _Windows:
         """prepared_symmetric("spearman", window) from one sort of the whole matrix:
         the pairs of a window of steps keep their order, so only the ties need
         averaging again (a shifted window then costs no sort of its own)."""
+        n = self.matrices[matrix].shape[0]
         if matrix not in self._sorted:
-            full = np.asarray(self.matrices[matrix])
-            full = (full + full.T) / 2
-            rows, cols = np.triu_indices(full.shape[0], 1)
-            values = full[rows, cols]
+            rows, cols, upper, lower = _upper_pairs(n)
+            flat = np.asarray(self.matrices[matrix]).ravel()
+            values = (flat[upper] + flat[lower]) / 2  # as (M + M^T) / 2, exactly symmetric
             order = np.argsort(values)
-            self._sorted[matrix] = (rows[order], cols[order], values[order])
-        rows, cols, values = self._sorted[matrix]
-        keep = (rows >= start) & (cols < stop)
-        ranked = _tied_ranks(values[keep])
+            self._sorted[matrix] = (rows[order], cols[order], upper[order], values[order])
+        rows, cols, upper, values = self._sorted[matrix]
         m = stop - start
-        result = np.zeros((m, m))
-        result[rows[keep] - start, cols[keep] - start] = ranked - ranked.mean()
+        if m == n:
+            ranked, index = _tied_ranks(values), upper
+        else:
+            keep = (rows >= start) & (cols < stop)
+            ranked, index = _tied_ranks(values[keep]), (rows[keep] - start) * m + (cols[keep] - start)
+        result = np.zeros(m * m)
+        result[index] = ranked - ranked.mean()
+        result = result.reshape(m, m)
         return result + result.T
 
-    def spectra(self, name: str, keys: list[tuple[str, int, int]]) -> np.ndarray:
-        """Stacked FFT spectra of the circular diagonals of matrices (name, start,
-        stop) of one window size, the missing ones computed in one batch."""
-        missing = list(dict.fromkeys(k for k in keys if (name, *k) not in self._spectra))
+    def spectra(self, name: str, keys: list[tuple[str, int, int]], repeated: bool) -> list[np.ndarray]:
+        """The FFT spectra (_diagonal_spectra) of the circular diagonals of matrices
+        (name, start, stop) of one window size, the missing ones computed in one batch."""
+        size = keys[0][2] - keys[0][1]
+        length = fft_length(size)
+        role = repeated and length != size  # else one spectrum serves as A and as B
+        missing = list(dict.fromkeys(k for k in keys if (name, role, *k) not in self._spectra))
         if missing:
             stack = np.stack([self.prepared(name, *key)[0] for key in missing])
-            for key, spectrum in zip(missing, _diagonal_spectra(stack, symmetric=True)):
-                self._spectra[(name, *key)] = spectrum
-        return np.stack([self._spectra[(name, *key)] for key in keys])
+            for key, spectrum in zip(missing, _diagonal_spectra(stack, True, length, repeated)):
+                self._spectra[(name, role, *key)] = spectrum
+        return [self._spectra[(name, role, *key)] for key in keys]
 
 
 def _bar_nulls(
@@ -390,28 +442,26 @@ def resemblance_table(
     ``bars`` is each step's bar index.
     """
     n = len(bars)
-    table = pd.DataFrame(
-        {
-            "family": [c.family for c in comparisons],
-            "a": [c.a for c in comparisons],
-            "b": [c.b for c in comparisons],
-            "shift": np.array([c.shift for c in comparisons], np.int8),
-            "n_steps": np.array([n - c.shift for c in comparisons], np.int32),
-        }
-    )
+    columns = {
+        "family": [c.family for c in comparisons],
+        "a": [c.a for c in comparisons],
+        "b": [c.b for c in comparisons],
+        "shift": np.array([c.shift for c in comparisons], np.int8),
+        "n_steps": np.array([n - c.shift for c in comparisons], np.int32),
+    }
     for name in statistics:
         windows = _Windows(matrices)  # one statistic's cache at a time: memory for long tunes
         observed, circular = _observed_and_circular(windows, name, comparisons, n, circular_shifts)
         tested = [c.family in bar_families for c in comparisons]
         bar = _bar_tests(windows, name, comparisons, tested, observed, bars, bar_permutations, seed)
-        table[name] = observed
-        table[f"{name}_null_mean"] = [r.null_mean for r in circular]
+        columns[name] = observed
+        columns[f"{name}_null_mean"] = np.array([r.null_mean for r in circular])
         for null, results in (("circular", circular), ("bars", bar)):
             p_values = np.array([r.p_value for r in results])
-            table[f"{name}_p_{null}"] = p_values
-            table[f"{name}_p_{null}_holm"] = holm(p_values)
-            table[f"{name}_n_{null}"] = np.array([r.n_null for r in results], np.int32)
-    return table
+            columns[f"{name}_p_{null}"] = p_values
+            columns[f"{name}_p_{null}_holm"] = holm(p_values)
+            columns[f"{name}_n_{null}"] = np.array([r.n_null for r in results], np.int32)
+    return pd.DataFrame(columns)
 
 
 _UNTESTED = TestResult(float("nan"), float("nan"), 0, float("nan"))
@@ -441,9 +491,10 @@ def _observed_and_circular(
             for k in valid:
                 results[rows[k]] = TestResult(observed[rows[k]], float("nan"), 0, float("nan"))
             continue
-        spectra_a = windows.spectra(name, [a_keys[k] for k in valid])
-        spectra_b = windows.spectra(name, [b_keys[k] for k in valid])
-        products = np.fft.irfft((np.conj(spectra_a) * spectra_b).sum(axis=2), n=m, axis=1)
+        spectra_a = windows.spectra(name, [a_keys[k] for k in valid], repeated=False)
+        spectra_b = windows.spectra(name, [b_keys[k] for k in valid], repeated=True)
+        cross = np.stack([np.einsum("fd,fd->f", np.conj(a), b) for a, b in zip(spectra_a, spectra_b)])
+        products = np.fft.irfft(cross, n=fft_length(m), axis=1)[:, :m]
         for k, null in zip(valid, products[:, 1:] / norms[valid, None]):
             results[rows[k]] = _test_result(observed[rows[k]], null)
     return observed, results
