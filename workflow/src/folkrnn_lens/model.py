@@ -87,6 +87,8 @@ class Capture:
 
 
 class FolkRNN(nn.Module):
+    prepack = True  # oneDNN-prepacked per-step products on CPU (_step_weights); False: addmm
+
     def __init__(self, config: FolkRNNConfig, vocab: list[str], initialise: bool = True):
         super().__init__()
         if len(vocab) != config.vocab_size or len(set(vocab)) != len(vocab):
@@ -195,12 +197,20 @@ class FolkRNN(nn.Module):
 
     # ---- capture ------------------------------------------------------------------------
 
-    def _stacked_weights(self) -> list[torch.Tensor]:
-        """Per layer, the weights that take [input, previous h] to the pre-activations
-        in one product: W_h for layer 1 (its one-hot input is a row lookup), and
-        [W_x; W_h] above it, so a layer costs one matrix product a step, not two."""
+    def _step_weights(self) -> list:
+        """Per layer, the weights of the per-step product (_pre_activations): W_h for
+        layer 1 (its one-hot input is a row lookup), and [W_x; W_h] above it, so a
+        layer costs one matrix product a step, not two. On CPU in float32 they are
+        prepacked for oneDNN (the kernels of torch's own fused CPU paths), whose
+        products at these shapes take 1.3 to 2 times less than addmm's. Packed for
+        one fixed batch size, a row's result does not depend on the batch it is in
+        (tested from 1 to 600 rows), so read and generate agree bit for bit."""
         layers = range(1, self.config.n_layers)
-        return [self.W_h[0].detach()] + [torch.cat([self.W_x[k], self.W_h[k]]).detach() for k in layers]
+        weights = [self.W_h[0].detach()] + [torch.cat([self.W_x[k], self.W_h[k]]).detach() for k in layers]
+        if not (self.prepack and _onednn_packable(weights[0])):
+            return weights
+        reorder = torch.ops.mkldnn._reorder_linear_weight
+        return [_Prepacked(reorder(w.t().contiguous(), PACKED_BATCH)) for w in weights]
 
     def _pre_activations(
         self, layer: int, state: torch.Tensor, token: torch.Tensor, weights: list, z: torch.Tensor
@@ -209,11 +219,14 @@ class FolkRNN(nn.Module):
         h side by side, so layer l's input (layer l - 1's h) and its own previous h
         are one strided slice; layer 1 adds the row of W_x its token picks (exact)."""
         H = self.config.n_units
-        if layer == 0:
-            torch.addmm(self.b[0], state[:, :H], weights[0], out=z)
-            z.add_(self.W_x[0][token])
+        inputs = state[:, :H] if layer == 0 else state[:, (layer - 1) * H : (layer + 1) * H]
+        bias, W = self.b[layer].detach(), weights[layer]
+        if isinstance(W, _Prepacked):
+            z.copy_(torch.ops.mkldnn._linear_pointwise(inputs, W.weight, bias, "none", [], ""))
         else:
-            torch.addmm(self.b[layer], state[:, (layer - 1) * H : (layer + 1) * H], weights[layer], out=z)
+            torch.addmm(bias, inputs, W, out=z)
+        if layer == 0:
+            z.add_(self.W_x[0][token])
 
     def _initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """h as (B, L, H) (see _pre_activations) and c as (L, B, H)."""
@@ -273,7 +286,7 @@ class FolkRNN(nn.Module):
             idx[row, : len(seq) - 1] = torch.tensor(seq[:-1])
         idx = idx.to(self.W_out.device)
         h, c = self._initial_state(B)
-        state, weights = h.view(B, -1), self._stacked_weights()
+        state, weights = h.view(B, -1), self._step_weights()
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
         record = self._record_buffer(T + L - 1, B)  # pass k, layer l holds step k - l
         for k in range(T + L - 1):
@@ -313,7 +326,7 @@ class FolkRNN(nn.Module):
         L, B, end = self.config.n_layers, len(seeds), self.token2idx[END]
         rngs = [np.random.default_rng(seed) for seed in seeds]
         h, c = self._initial_state(B)
-        state, weights = h.view(B, -1), self._stacked_weights()
+        state, weights = h.view(B, -1), self._step_weights()
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
         record = self._record_buffer(min(max_length, 256), B)  # grows as tunes run on
         sequences = [[self.token2idx[START]] for _ in seeds]
@@ -342,6 +355,25 @@ class FolkRNN(nn.Module):
             self._capture(seq[: n + 1], [record[:n, layer, :, row] for layer in range(L)])
             for row, (seq, n) in enumerate(zip(sequences, lengths))
         ]
+
+
+PACKED_BATCH = 64  # oneDNN's batch-size hint: one kernel choice for every batch
+
+
+@dataclass(frozen=True)
+class _Prepacked:
+    """Weights reordered for oneDNN's linear kernel (torch.ops.mkldnn)."""
+
+    weight: torch.Tensor
+
+
+def _onednn_packable(weight: torch.Tensor) -> bool:
+    return (
+        weight.device.type == "cpu"
+        and weight.dtype == torch.float32
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    )
 
 
 def _orthogonal(rows: int, cols: int, generator: torch.Generator | None) -> torch.Tensor:
