@@ -340,19 +340,22 @@ def prepared_symmetric(name: str, matrix: np.ndarray) -> np.ndarray:
 def _upper_pairs(n: int) -> tuple[np.ndarray, ...]:
     """Rows, columns, and flat indices above and below the diagonal, of the pairs
     of different steps of an n x n matrix."""
-    rows, cols = np.triu_indices(n, 1)
-    return rows, cols, rows * n + cols, cols * n + rows
+    rows, cols = (index.astype(np.int32) for index in np.triu_indices(n, 1))
+    return rows, cols, rows * n + cols, cols * n + rows  # int32: tunes of up to 46,000 steps
 
 
 class _Windows:
-    """Prepared matrices, norms and FFT spectra, each computed once per
-    (matrix, window of steps, statistic) however many comparisons use it."""
+    """Prepared matrices and their norms, each computed once per (matrix, window
+    of steps, statistic) however many comparisons use it."""
 
     def __init__(self, matrices: dict[str, np.ndarray]):
         self.matrices = matrices
         self._prepared: dict = {}
-        self._spectra: dict = {}
         self._sorted: dict = {}
+
+    def release_prepared(self) -> None:
+        """Let the prepared windows go (the sorted whole matrices stay)."""
+        self._prepared.clear()
 
     def prepared(self, name: str, matrix: str, start: int, stop: int) -> tuple[np.ndarray, float]:
         key = (name, matrix, start, stop)
@@ -387,18 +390,23 @@ class _Windows:
         result = result.reshape(m, m)
         return result + result.T
 
-    def spectra(self, name: str, keys: list[tuple[str, int, int]], repeated: bool) -> list[np.ndarray]:
+    def spectra(self, name: str, keys: list[tuple[str, int, int]], repeated: bool) -> dict:
         """The FFT spectra (_diagonal_spectra) of the circular diagonals of matrices
-        (name, start, stop) of one window size, the missing ones computed in one batch."""
-        size = keys[0][2] - keys[0][1]
-        length = fft_length(size)
-        role = repeated and length != size  # else one spectrum serves as A and as B
-        missing = list(dict.fromkeys(k for k in keys if (name, role, *k) not in self._spectra))
-        if missing:
-            stack = np.stack([self.prepared(name, *key)[0] for key in missing])
-            for key, spectrum in zip(missing, _diagonal_spectra(stack, True, length, repeated)):
-                self._spectra[(name, role, *key)] = spectrum
-        return [self._spectra[(name, role, *key)] for key in keys]
+        (name, start, stop) of one window size, by key: a few at a time and not
+        kept, as a long tune's spectra take hundreds of MB."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        size = unique[0][2] - unique[0][1]
+        spectra = {}
+        for first in range(0, len(unique), SPECTRA_BATCH):
+            batch = unique[first : first + SPECTRA_BATCH]
+            stack = np.stack([self.prepared(name, *key)[0] for key in batch])
+            spectra.update(zip(batch, _diagonal_spectra(stack, True, fft_length(size), repeated)))
+        return spectra
+
+
+SPECTRA_BATCH = 8  # matrices per batch of FFTs: fewer calls, bounded memory
 
 
 def _bar_nulls(
@@ -449,11 +457,23 @@ def resemblance_table(
         "shift": np.array([c.shift for c in comparisons], np.int8),
         "n_steps": np.array([n - c.shift for c in comparisons], np.int32),
     }
+    tested = [c.family in bar_families for c in comparisons]
+    by_shift: dict[int, list[int]] = {}
+    for row, c in enumerate(comparisons):
+        by_shift.setdefault(c.shift, []).append(row)
     for name in statistics:
         windows = _Windows(matrices)  # one statistic's cache at a time: memory for long tunes
-        observed, circular = _observed_and_circular(windows, name, comparisons, n, circular_shifts)
-        tested = [c.family in bar_families for c in comparisons]
-        bar = _bar_tests(windows, name, comparisons, tested, observed, bars, bar_permutations, seed)
+        observed = np.full(len(comparisons), np.nan)
+        circular, bar = [_UNTESTED] * len(comparisons), [_UNTESTED] * len(comparisons)
+        for rows in by_shift.values():  # shifts use disjoint windows: each is let go after
+            group = [comparisons[r] for r in rows]
+            group_observed, group_circular = _observed_and_circular(windows, name, group, n, circular_shifts)
+            group_bar = _bar_tests(
+                windows, name, group, [tested[r] for r in rows], group_observed, bars, bar_permutations, seed
+            )
+            for k, row in enumerate(rows):
+                observed[row], circular[row], bar[row] = group_observed[k], group_circular[k], group_bar[k]
+            windows.release_prepared()
         columns[name] = observed
         columns[f"{name}_null_mean"] = np.array([r.null_mean for r in circular])
         for null, results in (("circular", circular), ("bars", bar)):
@@ -491,10 +511,16 @@ def _observed_and_circular(
             for k in valid:
                 results[rows[k]] = TestResult(observed[rows[k]], float("nan"), 0, float("nan"))
             continue
-        spectra_a = windows.spectra(name, [a_keys[k] for k in valid], repeated=False)
-        spectra_b = windows.spectra(name, [b_keys[k] for k in valid], repeated=True)
-        cross = np.stack([np.einsum("fd,fd->f", np.conj(a), b) for a, b in zip(spectra_a, spectra_b)])
-        products = np.fft.irfft(cross, n=fft_length(m), axis=1)[:, :m]
+        length = fft_length(m)
+        a_spectra = windows.spectra(name, [a_keys[k] for k in valid], repeated=False)
+        b_spectra = a_spectra if length == m else {}  # unpadded, one spectrum serves both
+        missing = [b_keys[k] for k in valid if b_keys[k] not in b_spectra]
+        b_spectra.update(windows.spectra(name, missing, repeated=True))
+        cross = np.stack(
+            [np.einsum("fd,fd->f", np.conj(a_spectra[a_keys[k]]), b_spectra[b_keys[k]]) for k in valid]
+        )
+        products = np.fft.irfft(cross, n=length, axis=1)[:, :m]
+        del a_spectra, b_spectra
         for k, null in zip(valid, products[:, 1:] / norms[valid, None]):
             results[rows[k]] = _test_result(observed[rows[k]], null)
     return observed, results
