@@ -1,14 +1,12 @@
 """Rule resemblance: one transcription's resemblance table, gate saturation and figures."""
 
-import os
 import sys
 
-# BLAS threads as the rule's threads (Snakemake sets them for shell jobs, not for
-# scripts): before numpy loads, so parallel jobs do not oversubscribe the cores.
-for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[variable] = str(snakemake.threads)
-
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
+
+from folkrnn_lens.blas_threads import pin_blas_threads
+
+pin_blas_threads(snakemake.threads)  # before numpy loads
 
 from folkrnn_lens.logs import log_to
 from folkrnn_lens.tune_resemblance import analyse_resemblance

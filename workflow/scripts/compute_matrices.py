@@ -4,6 +4,10 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
+from folkrnn_lens.blas_threads import pin_blas_threads
+
+pin_blas_threads(snakemake.threads)  # before numpy loads
+
 from folkrnn_lens.logs import log_to
 from folkrnn_lens.matrices import analyse_transcription
 
