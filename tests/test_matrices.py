@@ -321,3 +321,10 @@ def test_describe_row_reads_like_part_nine():
     assert text == (
         "of the 13366 unique pairs of different steps, 3 have a distance <= 0.02 and 12 a distance >= 1.98"
     )
+
+
+def test_matrix_kind_inverts_matrix_name():
+    for kind in ("onehot", "distance", "magnitude", "signed", "cross"):
+        assert M.matrix_kind(M.matrix_name(kind, 2, "h", "c")) == kind
+    with pytest.raises(ValueError, match="not a matrix name"):
+        M.matrix_kind("L2.h")

@@ -34,9 +34,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .matrices import band_counts, softmax_l1_distances
+from .matrices import band_counts, matrix_kind, softmax_l1_distances
 from .names import QUANTITIES
-from .resemblance import Settings, gramians_of, holm, ranks
+from .resemblance import Settings, gramian_name, gramians_of, holm, ranks
 from .saturation import GATES
 from .tokens import END, bar_indices, read_token_file
 
@@ -170,9 +170,7 @@ def analyse_capture(
 
     summary = []
     for name, matrix in matrices.items():
-        kind = {"onehot": "onehot", "softmax_l1": "distance"}.get(name, "magnitude")
-        if kind == "magnitude" and settings.gramian == "signed":
-            kind = "signed"
+        kind = matrix_kind(name)
         band = bands["distance" if kind == "distance" else "cosine"]
         counts = band_counts(matrix, kind, band["low"], band["high"])
         summary.append(
@@ -246,7 +244,8 @@ def _identity(tune: TuneSpec, row_count: int) -> dict:
     }
 
 
-def _tune_row(tune: TuneSpec, status: str, reason: str, capture=None) -> dict:
+def _tune_row(tune: TuneSpec, status: str, reason: str, capture=None, bars=None) -> dict:
+    """A tune's row of the tunes table; ``capture`` and its ``bars`` where it was read."""
     tokens = list(capture.input_tokens[1:]) if capture is not None else list(tune.tokens)
     finished = capture is not None and capture.output_tokens[-1] == END
     return {
@@ -256,7 +255,7 @@ def _tune_row(tune: TuneSpec, status: str, reason: str, capture=None) -> dict:
         "source": tune.source,
         "seed": tune.seed,
         "n_steps": len(capture.input_tokens) if capture is not None else None,
-        "n_bars": int(bar_indices(capture.input_tokens)[-1]) + 1 if capture is not None else None,
+        "n_bars": int(bars[-1]) + 1 if capture is not None else None,
         "finished": finished if tune.kind == "generated" else None,
         "status": status,
         "reason": reason,
@@ -350,7 +349,11 @@ def analyse_part(
     streams = _Streams({name: out_dir / f"{name}.parquet" for name in names}, metadata)
     bar_names = [
         "onehot",
-        *[f"L{layer}.h.{settings.gramian}" for layer in settings.layers if "h" in settings.quantities],
+        *[
+            gramian_name(layer, "h", settings.gramian)
+            for layer in settings.layers
+            if "h" in settings.quantities
+        ],
     ]
     accumulators = Accumulators(settings, bar_names, max_bars, model.config.n_units)
     counts = {"ok": 0, "failed": 0}
@@ -374,7 +377,7 @@ def analyse_part(
         resemblance.insert(0, "tune_id", np.int32(tune.tune_id))
         pending.append(
             {
-                "tunes": pd.DataFrame([_tune_row(tune, "ok", "", capture)]),
+                "tunes": pd.DataFrame([_tune_row(tune, "ok", "", capture, result.bars)]),
                 "resemblance": resemblance,
                 "summary": pd.DataFrame(result.summary).assign(**_identity(tune, len(result.summary))),
                 "saturation": pd.DataFrame(result.saturation).assign(

@@ -235,6 +235,18 @@ def matrix_name(kind: str, layer: int | None = None, quantity: str | None = None
     raise ValueError(f"unknown matrix kind {kind!r}")
 
 
+def matrix_kind(name: str) -> str:
+    """The kind of the matrix that matrix_name named ``name``."""
+    if name in ("onehot", "softmax_l1"):
+        return {"onehot": "onehot", "softmax_l1": "distance"}[name]
+    if "_x_" in name:
+        return "cross"
+    suffix = name.rsplit(".", 1)[-1]
+    if suffix in ("abs", "signed"):
+        return {"abs": "magnitude", "signed": "signed"}[suffix]
+    raise ValueError(f"{name!r} is not a matrix name")
+
+
 def _spec(kind, layer=None, quantity=None, quantity_b=None) -> MatrixSpec:
     return MatrixSpec(matrix_name(kind, layer, quantity, quantity_b), kind, layer, quantity, quantity_b)
 
