@@ -17,6 +17,7 @@ from folkrnn_lens.corpus_analysis import (
     mann_whitney,
     plan_batches,
     read_batches,
+    run_aggregate,
     select_tunes,
 )
 from folkrnn_lens.matrices import magnitude_gramian, onehot_gramian
@@ -191,10 +192,32 @@ def test_a_tune_the_model_cannot_read_fails_alone(tmp_path):
     assert sorted(resemblance["tune_id"].unique()) == [0, 1, 2]
     assert len(resemblance) == 3 * 21 * 2
     summary = pd.read_parquet(tmp_path / "summary.parquet")
-    assert set(summary["matrix"]) >= {"onehot", "softmax_l1", "L2.h.abs"}
+    assert set(summary["kind"]) == {"real"}
+    summary = summary[summary["tune_id"] == 0].set_index("matrix")
+    assert set(summary.index) >= {"onehot", "softmax_l1", "L2.h.abs"}
+    assert summary.loc[["onehot", "softmax_l1", "L2.h.abs"], "matrix_kind"].tolist() == [
+        "onehot",
+        "distance",
+        "magnitude",
+    ]
     with np.load(tmp_path / "accumulators.npz") as arrays:
         assert arrays["unit_steps"][0] == sum(len(t.tokens) + 1 for t in tunes if t.tune_id != 9)
     assert isinstance(Accumulators, type)
+
+
+def test_an_analysis_where_no_tune_could_be_read_says_so(tmp_path):
+    model = small_model(n_units=8)
+    tunes = [TuneSpec(k, "real", title=f"bad {k}", tokens=("M:4/4", "K:Cmaj", "zz9")) for k in range(2)]
+    settings = Settings.from_config({"bar_permutations": 0}, [1], ["h"], {"families": ["onehot"]})
+    bands = {"distance": {"low": 0.02, "high": 1.98}, "cosine": {"low": 0.02, "high": 0.98}}
+    part = tmp_path / "parts" / "0"
+    batches = plan_batches(tunes, 2048, generated=False)
+    analyse_part(model, batches, None, settings, bands, {"low": 0.1, "high": 0.9}, 8, part, {})
+    for table in ("resemblance", "summary", "saturation"):  # empty, but with every column
+        assert pd.read_parquet(part / f"{table}.parquet").empty
+    assert "pearson_p_circular_holm" in pd.read_parquet(part / "resemblance.parquet").columns
+    with pytest.raises(ValueError, match=r"none of its 2 tunes .*tune 0: .*'zz9' at position 3"):
+        run_aggregate([part], tmp_path / "all", settings, "broken")
 
 
 # ---- corpus mode, run by Snakemake --------------------------------------------------

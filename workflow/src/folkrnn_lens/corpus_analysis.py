@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from .matrices import band_counts, matrix_kind, softmax_l1_distances
 from .names import QUANTITIES
-from .resemblance import Settings, gramian_name, gramians_of, holm, ranks
+from .resemblance import Settings, gramian_name, gramians_of, holm, ranks, resemblance_table
 from .saturation import GATES
 from .tokens import END, bar_indices, read_token_file
 
@@ -176,7 +176,7 @@ def analyse_capture(
         summary.append(
             {
                 "matrix": name,
-                "kind": kind,
+                "matrix_kind": kind,  # "kind" is the tune's (real or generated), as in every table
                 "n_pairs": counts.n_pairs,
                 "n_low": counts.n_low,
                 "n_high": counts.n_high,
@@ -408,15 +408,18 @@ def _flush(streams: _Streams, pending: list[dict]) -> None:
 
 
 def _empty_schemas(settings: Settings) -> dict[str, pa.Schema]:
-    """Schemas for a part where no tune could be analysed."""
+    """The tables' schemas, for a part where no tune could be analysed."""
     identity = [("tune_id", pa.int32()), ("kind", pa.string()), ("title", pa.string())]
+    no_rows = resemblance_table({}, np.zeros(0, np.int32), [], list(settings.statistics))
+    counts = [("n_pairs", pa.int64()), ("n_low", pa.int64()), ("n_high", pa.int64())]
+    gates = [("layer", pa.int64()), ("gate", pa.string())]
+    fractions = [("mean_frac_below", pa.float64()), ("mean_frac_above", pa.float64())]
+    units = [("units_mostly_below", pa.int64()), ("units_mostly_above", pa.int64())]
     return {
         "tunes": TUNES_SCHEMA,
-        "resemblance": pa.schema(
-            identity + [("family", pa.string()), ("a", pa.string()), ("b", pa.string())]
-        ),
-        "summary": pa.schema([("matrix", pa.string()), ("kind", pa.string())] + identity),
-        "saturation": pa.schema([("layer", pa.int64()), ("gate", pa.string())] + identity),
+        "resemblance": pa.schema(identity + list(pa.Schema.from_pandas(no_rows, preserve_index=False))),
+        "summary": pa.schema([("matrix", pa.string()), ("matrix_kind", pa.string())] + counts + identity),
+        "saturation": pa.schema(gates + fractions + units + identity),
     }
 
 
@@ -664,8 +667,14 @@ def run_aggregate(
 
     out_dir = Path(out_dir)
     combine_parts(part_dirs, out_dir)
+    tunes = pd.read_parquet(out_dir / "tunes.parquet", columns=["tune_id", "status", "reason"])
+    if not (tunes["status"] == "ok").any():
+        reasons = "; ".join(f"tune {t.tune_id}: {t.reason}" for t in tunes.head(3).itertuples())
+        raise ValueError(
+            f"corpus analysis {name!r}: none of its {len(tunes)} tunes could be analysed, so there is "
+            f"nothing to aggregate ({reasons}; every reason: {Path(part_dirs[0]).parent}/*/tunes.parquet)"
+        )
     resemblance = pd.read_parquet(out_dir / "resemblance.parquet")
-    tunes = pd.read_parquet(out_dir / "tunes.parquet", columns=["status"])
     aggregate = aggregate_resemblance(resemblance, list(settings.statistics), settings.alpha)
     aggregate.to_parquet(out_dir / "aggregate.parquet", index=False)
     winners = pd.concat([layer_winners(resemblance, s) for s in settings.statistics], ignore_index=True)
