@@ -8,16 +8,14 @@ from PIL import Image
 from scipy import stats
 
 from folkrnn_lens.corpus import build_corpus
+from folkrnn_lens.corpus_aggregate import layer_winners, mann_whitney, run_aggregate
 from folkrnn_lens.corpus_analysis import (
     Accumulators,
     TuneSpec,
     _bar_matrix,
     analyse_part,
-    layer_winners,
-    mann_whitney,
     plan_batches,
     read_batches,
-    run_aggregate,
     select_tunes,
 )
 from folkrnn_lens.matrices import magnitude_gramian, onehot_gramian

@@ -9,6 +9,7 @@ import sys
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "src"))
 
 from folkrnn_lens.config import check_config
+from folkrnn_lens.corpus_analysis import PART_TABLES
 from folkrnn_lens.matrices import plan_analysis
 from folkrnn_lens.tune_resemblance import saturation_thresholds
 from folkrnn_lens.resemblance import Settings
@@ -197,8 +198,6 @@ def transcription_dir(name):
 # ---- corpus mode (corpus_analysis.smk): results/corpus_analysis/<analysis>/ ----
 
 CORPUS_ANALYSIS = f"{RESULTS}/corpus_analysis"
-PART_TABLES = ["tunes", "resemblance", "summary", "saturation"]
-
 
 def corpus_analysis(analysis):
     return config["corpus_analysis"][analysis]
@@ -231,7 +230,7 @@ def corpus_part_dirs(wildcards):
 
 def corpus_analysis_outputs(analysis):
     folder = f"{CORPUS_ANALYSIS}/{analysis}"
-    tables = PART_TABLES + ["aggregate", "winners", "unit_saturation"]
+    tables = [*PART_TABLES, "aggregate", "winners", "unit_saturation"]
     figures = ["distributions", "winners", "bar_averages", "saturation"]
     return (
         [f"{folder}/{table}.parquet" for table in tables]

@@ -46,7 +46,7 @@ rule corpus_aggregate:
     output:
         tables=[
             f"{CORPUS_ANALYSIS}/{{analysis}}/{table}.parquet"
-            for table in PART_TABLES + ["aggregate", "winners", "unit_saturation"]
+            for table in [*PART_TABLES, "aggregate", "winners", "unit_saturation"]
         ],
         bar_averages=f"{CORPUS_ANALYSIS}/{{analysis}}/bar_averages.npz",
         figures=[

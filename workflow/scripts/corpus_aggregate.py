@@ -8,7 +8,7 @@ from folkrnn_lens.blas_threads import pin_blas_threads
 
 pin_blas_threads(snakemake.threads)  # before numpy loads
 
-from folkrnn_lens.corpus_analysis import run_aggregate
+from folkrnn_lens.corpus_aggregate import run_aggregate
 from folkrnn_lens.logs import log_to
 
 with log_to(snakemake.log[0]):

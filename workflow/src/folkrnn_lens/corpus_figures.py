@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .corpus_analysis import gramian_parts  # noqa: E402
+from .corpus_aggregate import gramian_parts  # noqa: E402
 from .saturation import GATES  # noqa: E402
 
 LAYER_COLOURS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
