@@ -49,3 +49,12 @@ def test_a_bad_key_or_value_is_named_in_the_message(config, change, message):
     change(bad)
     with pytest.raises(ConfigError, match=message):
         check_config(bad, SCHEMA)
+
+
+def test_one_threshold_of_a_band_gets_the_other_from_the_schema(config):
+    from snakemake.utils import validate  # as the workflow does: filling defaults
+
+    config["analysis"] = {"bands": {"distance": {"low": 0.05}}}
+    validate(config, str(SCHEMA))
+    assert config["analysis"]["bands"]["distance"] == {"low": 0.05, "high": 1.98}
+    assert config["analysis"]["bands"]["cosine"] == {"low": 0.02, "high": 0.98}

@@ -220,6 +220,16 @@ def test_analysis_defaults_to_what_was_recorded_and_refuses_what_was_not():
         M.plan_analysis({"quantities": ["o"]}, [1, 3], ["h"])
     with pytest.raises(ValueError, match="low .* must be below high"):
         M.plan_analysis({"bands": {"cosine": {"low": 0.9, "high": 0.1}}})
+    with pytest.raises(ValueError, match=r"cosine: low \(0.99\) must be below high \(0.98\)"):
+        M.plan_analysis({"bands": {"cosine": {"low": 0.99}}})  # the default high applies
+
+
+def test_one_threshold_of_a_band_keeps_the_other_s_default():
+    from folkrnn_lens.figures import Style
+
+    bands = M.band_limits({"distance": {"low": 0.05}})
+    assert bands == {"distance": {"low": 0.05, "high": 1.98}, "cosine": {"low": 0.02, "high": 0.98}}
+    assert Style.from_config({"bands": {"distance": {"low": 0.05}}}).bands == bands
 
 
 # ---- one transcription, from its Parquet tables -------------------------------------

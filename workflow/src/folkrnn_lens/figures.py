@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .matrices import Plan
+from .matrices import Plan, band_limits
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,7 @@ class Style:
     """How figures look; every field comes from config's ``analysis`` section."""
 
     colours: dict = field(default_factory=lambda: dict(DEFAULT_COLOURS))
-    bands: dict = field(
-        default_factory=lambda: {
-            "distance": {"low": 0.02, "high": 1.98},
-            "cosine": {"low": 0.02, "high": 0.98},
-        }
-    )
+    bands: dict = field(default_factory=lambda: band_limits(None))
     dpi: int = 100
     step_inches: float = 0.09  # the side of one step's cell in a heatmap, before the limits below
     min_inches: float = 6.0  # the side of the matrix, at least
@@ -76,7 +71,7 @@ class Style:
         analysis = analysis or {}
         figures = analysis.get("figures", {})
         animation = analysis.get("animation", {})
-        bands = {**cls().bands, **analysis.get("bands", {})}
+        bands = band_limits(analysis.get("bands"))
         sizes = {
             key: figures[key] for key in ("dpi", "step_inches", "min_inches", "max_inches") if key in figures
         }

@@ -60,6 +60,20 @@ KINDS = ("onehot", "distance", "magnitude", "signed", "cross")
 DEFAULT_CROSS_PAIRS = (("i", "o"), ("f", "o"), ("g", "o"), ("h", "o"), ("f", "i"))
 DEFAULT_BANDS = {"distance": {"low": 0.02, "high": 1.98}, "cosine": {"low": 0.02, "high": 0.98}}
 
+
+def band_limits(bands: dict | None) -> dict[str, dict[str, float]]:
+    """Config's ``analysis.bands`` over the defaults, threshold by threshold (so
+    ``{distance: {low: 0.05}}`` keeps the default high); low must be below high."""
+    merged = {}
+    for band, default in DEFAULT_BANDS.items():
+        limits = merged[band] = {**default, **(bands or {}).get(band, {})}
+        if not limits["low"] < limits["high"]:
+            raise ValueError(
+                f"analysis.bands.{band}: low ({limits['low']}) must be below high ({limits['high']})"
+            )
+    return merged
+
+
 SUMMARY_SCHEMA = pa.schema(
     [
         ("transcription", pa.string()),
@@ -319,11 +333,7 @@ def plan_analysis(
     """
     analysis = dict(analysis or {})
     layers, quantities = select_recorded("analysis", analysis, recorded_layers, recorded_quantities)
-    for band, limits in analysis.get("bands", {}).items():
-        if not limits.get("low", 0) < limits.get("high", 2):
-            raise ValueError(
-                f"analysis.bands.{band}: low ({limits['low']}) must be below high ({limits['high']})"
-            )
+    band_limits(analysis.get("bands"))  # a band with low >= high is an error here, before any work
     layers = sorted(layers)
     quantities = [q for q in QUANTITIES if q in quantities]  # canonical order
     gramians = analysis.get("gramians", ["abs", "signed"])
@@ -539,7 +549,7 @@ def analyse_transcription(
     for note in plan.skipped:
         log.info("%s: skipped %s", name, note)
     arrays = compute_matrices(steps_path, activations_path, plan)
-    bands = {**DEFAULT_BANDS, **analysis.get("bands", {})}
+    bands = band_limits(analysis.get("bands"))
     table = summary_table(name, arrays, plan, bands)
     save_npz(npz_path, arrays)
     write_summary(table, summary_path, summary_html)
