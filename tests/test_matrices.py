@@ -201,6 +201,15 @@ def test_default_plan_is_part_nine():
     assert animations["i_x_o"].frames[0] == ("L1.i_x_o",)
 
 
+def test_signed_gramians_alone_are_animated_in_place_of_the_abs_ones():
+    plan = M.plan_analysis({"gramians": ["signed"], "cross_pairs": []}, [1, 2], ["h", "c"])
+    animations = {a.name: a for a in plan.animations}
+    assert set(animations) == {"c.signed", "h.signed", "onehot_vs_h"}
+    assert animations["onehot_vs_h"].frames[1] == ("onehot", "L2.h.signed")
+    plan = M.plan_analysis({"gramians": [], "cross_pairs": []}, [1, 2], ["h"])
+    assert plan.animations == () and any("analysis.gramians makes none" in n for n in plan.skipped)
+
+
 def test_only_layer_three_hidden_state():
     plan = M.plan_analysis({"layers": [3], "quantities": ["h"], "onehot": False, "softmax": False})
     assert plan.names == ["L3.h.abs", "L3.h.signed"]

@@ -359,13 +359,19 @@ def plan_analysis(
     animations = []
     animate = analysis.get("animation", {}).get("enabled", True)
     if len(layers) >= 2 and animate:
-        if "abs" in gramians:
+        # the Gramians of each quantity: |cos| ones, or the signed ones where only those are made
+        gramian = next((g for g in ("abs", "signed") if g in gramians), None)
+        kind = {"abs": "magnitude", "signed": "signed"}.get(gramian)
+        label = {"abs": "|cos| Gramian", "signed": "signed Gramian"}.get(gramian)
+        if gramian is None:
+            skipped.append("animations of Gramians: analysis.gramians makes none")
+        else:
             for quantity in quantities:
-                frames = tuple((matrix_name("magnitude", layer, quantity),) for layer in layers)
-                animations.append(AnimationSpec(f"{quantity}.abs", f"|cos| Gramian of {quantity}", frames))
+                frames = tuple((matrix_name(kind, layer, quantity),) for layer in layers)
+                animations.append(AnimationSpec(f"{quantity}.{gramian}", f"{label} of {quantity}", frames))
             if "h" in quantities and analysis.get("onehot", True):
-                frames = tuple(("onehot", matrix_name("magnitude", layer, "h")) for layer in layers)
-                animations.append(AnimationSpec("onehot_vs_h", "X^T X against the Gramian of h", frames))
+                frames = tuple(("onehot", matrix_name(kind, layer, "h")) for layer in layers)
+                animations.append(AnimationSpec("onehot_vs_h", f"X^T X against the {label} of h", frames))
         for a, b in pairs:
             if a in quantities and b in quantities:
                 frames = tuple((matrix_name("cross", layer, a, b),) for layer in layers)
