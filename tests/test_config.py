@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from folkrnn_lens.config import ConfigError, check_config
+from folkrnn_lens.config import ConfigError, check_config, check_references
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -39,6 +39,14 @@ def test_the_shipped_config_is_valid(config):
             r"generated_seed_1 -> generate -> temperature: 0 is less than or equal to the minimum of 0",
         ),
         (
+            lambda c: c["transcriptions"].update(bad={"abc": "a.abc", "index": 1}),
+            r"transcriptions -> bad: .*'index' was unexpected.*allowed keys: \['abc', 'title', 'x'\]",
+        ),
+        (
+            lambda c: c["transcriptions"].update(bad={"tokens": "t.txt", "index": 0}),
+            r"transcriptions -> bad -> index: 0 is less than the minimum of 1",
+        ),
+        (
             lambda c: c["transcriptions"].update({"bad name": {"tokens": "t.txt"}}),
             r"'bad name' does not match",
         ),
@@ -58,3 +66,30 @@ def test_one_threshold_of_a_band_gets_the_other_from_the_schema(config):
     validate(config, str(SCHEMA))
     assert config["analysis"]["bands"]["distance"] == {"low": 0.05, "high": 1.98}
     assert config["analysis"]["bands"]["cosine"] == {"low": 0.02, "high": 0.98}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda c: c["model"].update(untrained={"vocabulary_corpora": ["nope"]}),
+            r"model -> untrained -> vocabulary_corpora: 'nope' is not one of the configured corpora",
+        ),
+        (
+            lambda c: c["training"]["folkrnn_v2_music21"].update(corpus="nope"),
+            r"training -> folkrnn_v2_music21 -> corpus: 'nope'",
+        ),
+        (lambda c: c["probes"]["heathy_hill_in_major"].update(of="nope"), r"-> of: 'nope' is not one of"),
+        (
+            lambda c: c["corpus_analysis"]["music21_sample"]["tunes"].update(corpus="nope"),
+            r"music21_sample -> tunes -> corpus: 'nope'",
+        ),
+        (lambda c: c.update(corpus_comparisons=[["music21_sample", "nope"]]), r"corpus_comparisons: 'nope'"),
+    ],
+)
+def test_a_name_that_points_nowhere_is_named(config, change, message):
+    check_references(config)  # the shipped config's names all point somewhere
+    bad = copy.deepcopy(config)
+    change(bad)
+    with pytest.raises(ConfigError, match=message):
+        check_references(bad)

@@ -8,7 +8,7 @@ import sys
 # put it on their own path the same way, so no install is needed in a job's env).
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "src"))
 
-from folkrnn_lens.config import check_config
+from folkrnn_lens.config import check_config, check_references
 from folkrnn_lens.corpus_analysis import PART_TABLES
 from folkrnn_lens.matrices import plan_analysis
 from folkrnn_lens.tune_resemblance import saturation_thresholds
@@ -18,32 +18,7 @@ from snakemake.utils import validate
 # A short message naming the bad key first; then snakemake fills the defaults.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
-for _run, _settings in config["training"].items():  # what the schema cannot say
-    if _settings["corpus"] not in config["corpora"]:
-        raise ValueError(
-            f"config error at training -> {_run} -> corpus: {_settings['corpus']!r} "
-            f"is not one of the configured corpora {sorted(config['corpora'])}"
-        )
-for _probe, _settings in config["probes"].items():
-    if _settings["of"] not in config["transcriptions"]:
-        raise ValueError(
-            f"config error at probes -> {_probe} -> of: {_settings['of']!r} "
-            f"is not one of the configured transcriptions {sorted(config['transcriptions'])}"
-        )
-for _analysis, _settings in config["corpus_analysis"].items():
-    _corpus = _settings["tunes"].get("corpus")
-    if _corpus is not None and _corpus not in config["corpora"]:
-        raise ValueError(
-            f"config error at corpus_analysis -> {_analysis} -> tunes -> corpus: {_corpus!r} "
-            f"is not one of the configured corpora {sorted(config['corpora'])}"
-        )
-for _pair in config["corpus_comparisons"]:
-    for _analysis in _pair:
-        if _analysis not in config["corpus_analysis"]:
-            raise ValueError(
-                f"config error at corpus_comparisons: {_analysis!r} is not one of the "
-                f"configured corpus analyses {sorted(config['corpus_analysis'])}"
-            )
+check_references(config)  # names of corpora, transcriptions, analyses: what the schema cannot say
 
 RESULTS = "results"
 ENV = "../../envs/folkrnn-lens.yaml"
@@ -198,6 +173,7 @@ def transcription_dir(name):
 # ---- corpus mode (corpus_analysis.smk): results/corpus_analysis/<analysis>/ ----
 
 CORPUS_ANALYSIS = f"{RESULTS}/corpus_analysis"
+
 
 def corpus_analysis(analysis):
     return config["corpus_analysis"][analysis]
