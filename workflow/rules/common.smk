@@ -18,7 +18,9 @@ from snakemake.utils import validate
 # A short message naming the bad key first; then snakemake fills the defaults.
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
-check_references(config)  # names of corpora, transcriptions, analyses: what the schema cannot say
+check_references(
+    config
+)  # names of corpora, transcriptions, analyses: what the schema cannot say
 
 RESULTS = "results"
 ENV = "../../envs/folkrnn-lens.yaml"
