@@ -93,3 +93,20 @@ def test_a_name_that_points_nowhere_is_named(config, change, message):
     change(bad)
     with pytest.raises(ConfigError, match=message):
         check_references(bad)
+
+
+def test_the_conda_environment_keeps_in_step_with_pyproject():
+    """envs/folkrnn-lens.yaml (snakemake --use-conda) pins what pyproject.toml does,
+    under conda-forge's names; snakemake itself runs the jobs, so it is not in it."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    conda = yaml.safe_load((ROOT / "envs" / "folkrnn-lens.yaml").read_text())["dependencies"]
+    conda_names = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
+    wanted = set()
+    for requirement in project:
+        name, bound = re.fullmatch(r"([a-z0-9_-]+)(.*)", requirement.strip()).groups()
+        if name != "snakemake":
+            wanted.add(conda_names.get(name, name) + bound)
+    assert wanted <= set(conda), sorted(wanted - set(conda))

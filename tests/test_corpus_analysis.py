@@ -8,9 +8,8 @@ from PIL import Image
 from scipy import stats
 
 from folkrnn_lens.corpus import build_corpus
-from folkrnn_lens.corpus_aggregate import layer_winners, mann_whitney, run_aggregate
+from folkrnn_lens.corpus_aggregate import aggregate_resemblance, layer_winners, mann_whitney, run_aggregate
 from folkrnn_lens.corpus_analysis import (
-    Accumulators,
     TuneSpec,
     _bar_matrix,
     analyse_part,
@@ -91,6 +90,15 @@ def test_the_table_equals_each_test_run_on_its_own(n):
     assert (table["cka_p_circular_holm"] >= table["cka_p_circular"] - 1e-12).all()
 
 
+def test_a_shift_longer_than_the_tune_leaves_its_rows_untested():
+    matrices, bars = random_tune(np.random.default_rng(3), n=4)
+    comparisons = plan_comparisons([1, 2], ["h"], shifts=[0, 3, 9])
+    table = resemblance_table(matrices, bars, comparisons, bar_permutations=5)
+    short = table[table["shift"] > 2]
+    assert len(short) == 4 and short[["pearson", "cka_p_circular", "spearman_p_bars"]].isna().all().all()
+    assert table.loc[table["shift"] == 0, "pearson"].notna().all()
+
+
 def test_the_bar_null_only_for_the_families_asked():
     rng = np.random.default_rng(3)
     matrices, bars = random_tune(rng)
@@ -115,8 +123,9 @@ def test_settings_default_to_what_was_recorded_and_reject_more():
 
 def test_batches_of_generated_tunes_keep_seed_order():
     tunes = select_tunes({"generate": {"count": 37, "seed": 2}})
-    batches = plan_batches(tunes, 2048, generated=True)
+    batches = plan_batches(tunes, 2048, max_length=256)
     assert [len(b) for b in batches] == [8, 8, 8, 8, 5]
+    assert [len(b) for b in plan_batches(tunes, 4096, max_length=1000)][:2] == [4, 4]  # the budget holds
     assert [t.seed for b in batches for t in b] == list(range(2, 39))
 
 
@@ -161,6 +170,25 @@ def test_mann_whitney_matches_scipy():
     assert p == pytest.approx(reference.pvalue)
 
 
+def test_aggregate_by_hand_and_untested_nulls_as_nan():
+    rows = []
+    for tune, (value, p) in enumerate([(0.2, 0.01), (0.4, 0.20), (0.9, 0.04)]):
+        rows.append({"tune_id": tune, "family": "onehot", "a": "L1.h.abs", "b": "onehot", "shift": 0,
+                     "cka": value, "cka_null_mean": 0.3, "cka_p_circular": p, "cka_p_circular_holm": 2 * p,
+                     "cka_p_bars": np.nan, "cka_p_bars_holm": np.nan})  # fmt: skip
+    table = aggregate_resemblance(pd.DataFrame(rows), ["cka"], alpha=0.05).iloc[0]
+    assert (table["n_tunes"], table["median"], table["mean"]) == (3, 0.4, pytest.approx(0.5))
+    assert table["share_above_null_mean"] == pytest.approx(2 / 3)
+    assert table["share_p_circular"] == pytest.approx(2 / 3)  # 0.01 and 0.04
+    assert table["share_p_circular_holm"] == pytest.approx(1 / 3)  # 0.02 only
+    assert (
+        table["n_tested_bars"] == 0
+        and np.isnan(table["share_p_bars"])
+        and np.isnan(table["share_p_bars_holm"])
+    )
+    assert (table["a_layer"], table["a_quantity"]) == (1, "h")
+
+
 def test_layer_winners_count_the_best_layer_of_each_tune():
     rows = []
     for tune, best in enumerate([2, 2, 1]):
@@ -181,7 +209,7 @@ def test_a_tune_the_model_cannot_read_fails_alone(tmp_path):
     tunes.insert(1, TuneSpec(9, "real", title="bad", tokens=("M:4/4", "K:Cmaj", "c", "zz9", "|")))
     settings = Settings.from_config({"bar_permutations": 0}, [1, 2, 3], QUANTITIES, {"families": ["onehot"]})
     bands = {"distance": {"low": 0.02, "high": 1.98}, "cosine": {"low": 0.02, "high": 0.98}}
-    batches = plan_batches(tunes, 2048, generated=False)
+    batches = plan_batches(tunes, 2048)
     counts = analyse_part(model, batches, None, settings, bands, {"low": 0.1, "high": 0.9}, 8, tmp_path, {})
     assert counts == {"ok": 3, "failed": 1}
     table = pd.read_parquet(tmp_path / "tunes.parquet").set_index("tune_id")
@@ -200,7 +228,6 @@ def test_a_tune_the_model_cannot_read_fails_alone(tmp_path):
     ]
     with np.load(tmp_path / "accumulators.npz") as arrays:
         assert arrays["unit_steps"][0] == sum(len(t.tokens) + 1 for t in tunes if t.tune_id != 9)
-    assert isinstance(Accumulators, type)
 
 
 def test_an_analysis_where_no_tune_could_be_read_says_so(tmp_path):
@@ -209,7 +236,7 @@ def test_an_analysis_where_no_tune_could_be_read_says_so(tmp_path):
     settings = Settings.from_config({"bar_permutations": 0}, [1], ["h"], {"families": ["onehot"]})
     bands = {"distance": {"low": 0.02, "high": 1.98}, "cosine": {"low": 0.02, "high": 0.98}}
     part = tmp_path / "parts" / "0"
-    batches = plan_batches(tunes, 2048, generated=False)
+    batches = plan_batches(tunes, 2048)
     analyse_part(model, batches, None, settings, bands, {"low": 0.1, "high": 0.9}, 8, part, {})
     for table in ("resemblance", "summary", "saturation"):  # empty, but with every column
         assert pd.read_parquet(part / f"{table}.parquet").empty
@@ -297,7 +324,7 @@ def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
     target = "results/corpus_analysis/real12/resemblance.parquet"
     run_snakemake(workdir, "-j", "1", target)
-    keys = ["tune_id", "family", "a", "b", "shift"]
-    one = pd.read_parquet(workdir / target).sort_values(keys, ignore_index=True)
-    two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / "resemblance.parquet")
-    pd.testing.assert_frame_equal(one, two.sort_values(keys, ignore_index=True), check_exact=True)
+    for table in ("tunes", "resemblance", "summary", "saturation", "aggregate", "winners"):  # same order too
+        one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
+        two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")
+        pd.testing.assert_frame_equal(one, two, check_exact=True)

@@ -88,6 +88,27 @@ def test_null_orders_are_shifts_and_bar_permutations(rng):
     assert bar_permutation_orders(np.zeros(4, int), 5, rng) == []
 
 
+def test_few_bars_give_every_other_order_once_and_many_bars_distinct_ones(rng):
+    three = np.repeat([0, 1, 2], 4)
+    orders = bar_permutation_orders(three, 199, rng)  # 3! - 1 = 5: all of them, an exact test
+    assert len(orders) == 5 and len({tuple(o) for o in orders}) == 5
+    seven = np.repeat(np.arange(7), 2)
+    orders = bar_permutation_orders(seven, 199, rng)
+    assert len(orders) == 199 and len({tuple(o) for o in orders}) == 199
+
+
+def test_bar_null_of_unrelated_matrices_in_few_bars_is_not_overconfident(rng):
+    """With 3 bars only 5 other orders exist, so no p-value can fall below 1/6."""
+    bars = np.repeat([0, 1, 2], 8)
+    p_values = []
+    for _ in range(100):
+        A, B = np.abs(np.corrcoef(ar1(rng, 24, 4))), np.abs(np.corrcoef(ar1(rng, 24, 4)))
+        result = permutation_test("pearson", A, B, bar_permutation_orders(bars, 199, rng))
+        assert result.n_null == 5
+        p_values.append(result.p_value)
+    assert min(p_values) >= 1 / 6
+
+
 def test_a_matrix_resembles_itself_significantly(rng):
     X = ar1(rng, 60, 5)  # autocorrelated, like activations
     G = gram(X / np.linalg.norm(X, axis=1, keepdims=True))

@@ -16,6 +16,7 @@ rule read_activations:
         name=name_pattern(transcription_names("read")),
     conda:
         ENV
+    threads: config["torch_threads"]
     resources:
         mem_mb=4000,
         runtime=30,
@@ -44,6 +45,7 @@ rule generate_activations:
         name=name_pattern(transcription_names("generate")),
     conda:
         ENV
+    threads: config["torch_threads"]
     resources:
         mem_mb=4000,
         runtime=30,

@@ -93,6 +93,8 @@ rule corpus_comparison:
         ),
     log:
         f"{RESULTS}/logs/corpus_comparisons/{{first}}_vs_{{second}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus_comparisons/{{first}}_vs_{{second}}.tsv"
     wildcard_constraints:
         first=name_pattern(list(config["corpus_analysis"])),
         second=name_pattern(list(config["corpus_analysis"])),

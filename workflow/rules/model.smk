@@ -13,6 +13,8 @@ rule init_untrained_model:
         model=UNTRAINED_MODEL,
     log:
         f"{RESULTS}/logs/model/untrained.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/model/untrained.tsv"
     conda:
         ENV
     params:

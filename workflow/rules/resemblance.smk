@@ -67,6 +67,7 @@ rule probe:
         probe=name_pattern(list(config["probes"])),
     conda:
         ENV
+    threads: config["torch_threads"]
     resources:
         mem_mb=4000,
         runtime=10,

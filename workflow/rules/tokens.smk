@@ -6,6 +6,8 @@ rule tokenize_transcription:
         tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
     log:
         f"{RESULTS}/logs/tokenize/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tokenize/{{name}}.tsv"
     wildcard_constraints:
         name=name_pattern(transcription_names("read")),
     conda:

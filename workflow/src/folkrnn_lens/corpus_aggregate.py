@@ -8,12 +8,14 @@ and two analyses set against each other (Mann-Whitney, Holm-adjusted).
 
 from __future__ import annotations
 
+import json
 import logging
 from math import erfc, sqrt
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .corpus_analysis import PART_TABLES
@@ -27,23 +29,18 @@ log = logging.getLogger(__name__)
 
 
 def combine_parts(part_dirs: list[str | Path], out_dir: str | Path) -> None:
-    """Concatenate the parts' tables (streamed, one part in memory at a time) and
-    add up their accumulators, into ``out_dir``."""
+    """Concatenate the parts' tables in tune order (the same rows in the same order
+    however many jobs ran) and add up their accumulators, into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in PART_TABLES:
-        writer = None
-        for part in part_dirs:
-            table = pq.read_table(Path(part) / f"{name}.parquet")
-            if table.num_rows == 0:
-                continue
-            if writer is None:
-                writer = pq.ParquetWriter(out_dir / f"{name}.parquet", table.schema)
-            writer.write_table(table.cast(writer.schema))
-        if writer is None:
-            pq.write_table(pq.read_table(Path(part_dirs[0]) / f"{name}.parquet"), out_dir / f"{name}.parquet")
-        else:
-            writer.close()
+        tables = [pq.read_table(Path(part) / f"{name}.parquet") for part in part_dirs]
+        filled = [table for table in tables if table.num_rows] or tables[:1]
+        schema = _without_part(filled[0].schema)
+        combined = pa.concat_tables([table.cast(schema) for table in filled])
+        if combined.num_rows:
+            combined = combined.sort_by("tune_id")  # stable: a tune's rows keep their order
+        pq.write_table(combined, out_dir / f"{name}.parquet")
     total = None
     for part in part_dirs:
         with np.load(Path(part) / "accumulators.npz") as arrays:
@@ -55,6 +52,16 @@ def combine_parts(part_dirs: list[str | Path], out_dir: str | Path) -> None:
                 if key != "matrix_names":
                     total[key] = total[key] + value
     np.savez(out_dir / "accumulators.npz", **total)
+
+
+def _without_part(schema: pa.Schema) -> pa.Schema:
+    """A part's schema, its provenance metadata kept but for the part's number."""
+    metadata = dict(schema.metadata or {})
+    if b"folkrnn_lens" in metadata:
+        facts = json.loads(metadata[b"folkrnn_lens"])
+        facts.pop("part", None)
+        metadata[b"folkrnn_lens"] = json.dumps(facts).encode()
+    return schema.with_metadata(metadata)
 
 
 def gramian_parts(names: pd.Series) -> pd.DataFrame:
@@ -91,9 +98,11 @@ def aggregate_resemblance(resemblance: pd.DataFrame, statistics: list[str], alph
                 raw, adjusted = group[f"{name}_p_{null}"], group[f"{name}_p_{null}_holm"]
                 tested = raw.notna()
                 row[f"n_tested_{null}"] = int(tested.sum())
-                if tested.any():
-                    row[f"share_p_{null}"] = float((raw[tested] < alpha).mean())
-                    row[f"share_p_{null}_holm"] = float((adjusted[tested] < alpha).mean())
+                # NaN where no tune was tested under this null (the columns are always there)
+                row[f"share_p_{null}"] = float((raw[tested] < alpha).mean()) if tested.any() else np.nan
+                row[f"share_p_{null}_holm"] = (
+                    float((adjusted[tested] < alpha).mean()) if tested.any() else np.nan
+                )
             rows.append(row)
     table = pd.DataFrame(rows)
     for column in ("a", "b"):

@@ -282,12 +282,16 @@ TUNES_SCHEMA = pa.schema(
 )
 
 
-def plan_batches(tunes: list[TuneSpec], batch_steps: int, generated: bool) -> list[list[TuneSpec]]:
+def plan_batches(
+    tunes: list[TuneSpec], batch_steps: int, max_length: int | None = None
+) -> list[list[TuneSpec]]:
     """The batches the model runs, planned over all the tunes of an analysis, so a
     tune's arithmetic is the same however many jobs run. Part k of J takes batches
-    k, k + J, ...: batches go from short tunes to long, so every part gets both."""
-    if generated:
-        per_batch = max(1, batch_steps // 256)
+    k, k + J, ...: batches go from short tunes to long, so every part gets both.
+    Tunes generated up to ``max_length`` steps go as many to a batch as fit the
+    ``batch_steps`` budget at that length."""
+    if max_length is not None:
+        per_batch = max(1, batch_steps // max_length)
         return [tunes[start : start + per_batch] for start in range(0, len(tunes), per_batch)]
     return read_batches(tunes, batch_steps)
 
@@ -453,7 +457,8 @@ def run_part(
     model = load_model(model_path).to(device)
     generation = spec["tunes"].get("generate")
     tunes = select_tunes(spec["tunes"], corpus_table, corpus_tokens)
-    batches = plan_batches(tunes, spec["batch_steps"], generation is not None)[part :: spec["jobs"]]
+    max_length = generation.get("max_length", 1000) if generation is not None else None
+    batches = plan_batches(tunes, spec["batch_steps"], max_length)[part :: spec["jobs"]]
     metadata = {
         "analysis": name,
         "part": part,

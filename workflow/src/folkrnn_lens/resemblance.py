@@ -24,6 +24,8 @@ chance). Holm's method corrects the p-values of all comparisons of a tune.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,18 +131,24 @@ def circular_shift_orders(n: int, count: int | None, rng: np.random.Generator) -
 
 def bar_permutation_orders(bars: np.ndarray, count: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Step orders that reorder whole bars (keeping the steps of a bar in order),
-    never the identity. ``bars`` is each step's bar index (non-decreasing)."""
+    never the identity and no order twice: all k! - 1 of them where that is at
+    most ``count`` (an exact test for a tune of few bars), else ``count`` distinct
+    ones drawn at random. ``bars`` is each step's bar index (non-decreasing)."""
     labels = np.unique(bars)
-    if len(labels) < 2:
+    if len(labels) < 2 or count <= 0:
         return []
     blocks = [np.flatnonzero(bars == label) for label in labels]
-    orders = []
-    for _ in range(count):
-        permutation = rng.permutation(len(blocks))
-        while np.array_equal(permutation, np.arange(len(blocks))):
-            permutation = rng.permutation(len(blocks))
-        orders.append(np.concatenate([blocks[k] for k in permutation]))
-    return orders
+    identity = tuple(range(len(blocks)))
+    if math.factorial(len(blocks)) - 1 <= count:
+        permutations = [p for p in itertools.permutations(identity) if p != identity]
+    else:
+        seen, permutations = {identity}, []
+        while len(permutations) < count:
+            permutation = tuple(int(k) for k in rng.permutation(len(blocks)))
+            if permutation not in seen:
+                seen.add(permutation)
+                permutations.append(permutation)
+    return [np.concatenate([blocks[k] for k in permutation]) for permutation in permutations]
 
 
 @dataclass(frozen=True)
@@ -423,11 +431,18 @@ def _bar_nulls(
         return np.empty((len(group), 0))
     b_prepared, b_norm = windows.prepared(name, b, shift, n)
     orders = np.asarray(orders)
-    permuted = b_prepared[orders[:, :, None], orders[:, None, :]].reshape(len(orders), -1)  # one gather
     a_stack = np.stack([windows.prepared(name, c.a, 0, n - shift)[0].ravel() for c in group])
     a_norms = np.array([windows.prepared(name, c.a, 0, n - shift)[1] for c in group])
+    products = np.empty((len(group), len(orders)))
+    for first in range(0, len(orders), PERMUTED_BATCH):  # a few permuted copies of b at a time
+        batch = orders[first : first + PERMUTED_BATCH]
+        permuted = b_prepared[batch[:, :, None], batch[:, None, :]].reshape(len(batch), -1)
+        products[:, first : first + len(batch)] = a_stack @ permuted.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (a_stack @ permuted.T) / (a_norms[:, None] * b_norm)
+        return products / (a_norms[:, None] * b_norm)
+
+
+PERMUTED_BATCH = 16  # 16 copies of a 1,000-step matrix: 128 MB
 
 
 def resemblance_table(
@@ -465,7 +480,9 @@ def resemblance_table(
         windows = _Windows(matrices)  # one statistic's cache at a time: memory for long tunes
         observed = np.full(len(comparisons), np.nan)
         circular, bar = [_UNTESTED] * len(comparisons), [_UNTESTED] * len(comparisons)
-        for rows in by_shift.values():  # shifts use disjoint windows: each is let go after
+        for shift, rows in by_shift.items():  # shifts use disjoint windows: each is let go after
+            if n - shift < 2:  # no pair of steps left to compare: untested
+                continue
             group = [comparisons[r] for r in rows]
             group_observed, group_circular = _observed_and_circular(windows, name, group, n, circular_shifts)
             group_bar = _bar_tests(
