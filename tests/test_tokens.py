@@ -35,6 +35,10 @@ def test_bar_indices_count_closed_bars_and_skip_empty_ones():
     assert bar_indices(tokens) == [0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
+def test_the_double_repeat_is_a_bar_line():
+    assert bar_indices(["A", "B", "::", "c", "d", "|", "e"]) == [0, 0, 0, 1, 1, 1, 2]
+
+
 def test_bar_indices_of_a_tune_without_pickup():
     assert bar_indices(["G", "E", "|", "A", "B", "|", "c"]) == [0, 0, 0, 1, 1, 1, 2]
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from .tokens import is_bar
+
 
 @dataclass(frozen=True)
 class AbcTune:
@@ -228,10 +230,6 @@ _REJECTIONS = {
 }
 _FIELD_LINE_RE = re.compile(r"([A-Zmrsw+]):(.*)$")
 _COMMENT_RE = re.compile(r"(?<!\\)%.*$")
-
-
-def _is_bar(token: str) -> bool:
-    return "|" in token or token == "::"
 
 
 def _field_line(text: str) -> tuple[str, str] | None:
@@ -468,14 +466,14 @@ class _TuneReader:
         previous = self.tokens[-1] if self.tokens else ""
         if previous == "|":
             self.tokens[-1] = token
-        elif not (token == "|" and _is_bar(previous)):
+        elif not (token == "|" and is_bar(previous)):
             self.tokens.append(token)
 
     def on_odd_bar(self, match: re.Match, text: str) -> int:
         raise _Skip(f"ambiguous bar line '{match.group()}'")
 
     def on_lone_ending(self, match: re.Match, text: str) -> int:
-        if not self.tokens or not _is_bar(self.tokens[-1]):
+        if not self.tokens or not is_bar(self.tokens[-1]):
             raise _Skip(f"ending '{match.group()}' not after a bar line")
         self.add_ending(match.group())
         return match.end()

@@ -113,7 +113,7 @@ def abc_text(tokens: list[str], bars: list[int], title: str) -> str:
             if position > 0 and position % beat == 0 and last not in ("(", ">", "<") and line:
                 line.append(" ")
         line.append(text)
-        if is_bar(token) or token == "::":
+        if is_bar(token):
             position, factor, tuplet_left = Fraction(0), Fraction(1), 0
             closes = index + 1 < len(bars) and bars[index + 1] != bar
             if closes and (bar - first_bar) % 4 == 3:
@@ -134,7 +134,7 @@ def abc_text(tokens: list[str], bars: list[int], title: str) -> str:
         elif (multiplier := _duration(token)) is not None and not in_chord:
             position += (multiplier - 1) * (factor if tuplet_left else 1)
         last = token[0] if token else None
-        last_bar = is_bar(token) or token == "::"
+        last_bar = is_bar(token)
     if line:
         body.append("".join(line))
     return "\n".join(header + body) + "\n"

@@ -42,8 +42,9 @@ class Transcription:
 
 
 def is_bar(token: str) -> bool:
-    """Bars are delimited by tokens containing '|' (DESIGN.md)."""
-    return "|" in token
+    """A bar line or repeat sign: a token containing '|' (DESIGN.md), or '::', the
+    double repeat, which ABC notates as a bar line (DESIGN.md lists it among them)."""
+    return "|" in token or token == "::"
 
 
 def is_sounding(token: str) -> bool:
