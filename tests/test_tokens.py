@@ -49,7 +49,7 @@ def test_bar_indices_of_a_tune_without_pickup():
         ("M:6/8\n", "expected a meter line and a mode line"),
         ("6/8\nK:Cmaj\nA B\n", "expected a meter like 'M:6/8'"),
         ("M:6/8\nK:Dmaj\nA B\n", "expected a mode in"),
-        ("M:6/8\nK:Cmaj\nA </s> B\n", "body token 2 '</s>'"),
+        ("M:6/8\nK:Cmaj\nA </s> B\n", "tune at line 5: line 7: body token 2 '</s>'"),
     ],
 )
 def test_bad_token_files_name_the_file_line_and_token(text, message):

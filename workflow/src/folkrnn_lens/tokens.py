@@ -80,11 +80,15 @@ def parse_transcription(lines: list[str], source: str, first_line: int) -> Trans
         raise TokenFormatError(f"{where}: line {first_line}: expected a meter like 'M:6/8', got {meter!r}")
     if mode not in MODES:
         raise TokenFormatError(f"{where}: line {first_line + 1}: expected a mode in {MODES}, got {mode!r}")
-    body = tuple(" ".join(lines[2:]).split())
-    for offset, token in enumerate(body):
-        if token in (START, END) or token.startswith(("M:", "K:")):
-            raise TokenFormatError(f"{where}: body token {offset + 1} {token!r} is not allowed in a body")
-    return Transcription(meter, mode, body)
+    body = []
+    for line_number, line in enumerate(lines[2:], first_line + 2):
+        for token in line.split():
+            body.append(token)
+            if token in (START, END) or token.startswith(("M:", "K:")):
+                raise TokenFormatError(
+                    f"{where}: line {line_number}: body token {len(body)} {token!r} is not allowed in a body"
+                )
+    return Transcription(meter, mode, tuple(body))
 
 
 def parse_token_text(text: str, source: str = "<string>") -> list[Transcription]:
