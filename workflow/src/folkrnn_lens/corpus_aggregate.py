@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from .corpus_analysis import PART_TABLES
 from .resemblance import Settings, holm, ranks
 from .saturation import GATES
+from .tune_resemblance import parse_gramian_name
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,15 @@ def _without_part(schema: pa.Schema) -> pa.Schema:
 
 def gramian_parts(names: pd.Series) -> pd.DataFrame:
     """``layer`` (nullable int) and ``quantity`` of each Gramian name (``L2.h.abs``);
-    missing for ``onehot``."""
-    parsed = names.str.extract(r"^L(?P<layer>\d+)\.(?P<quantity>[a-z_]+)\.")
-    return parsed.assign(layer=pd.to_numeric(parsed["layer"]).astype("Int64"))
+    missing for ``onehot`` (tune_resemblance.parse_gramian_name, once per name)."""
+    parsed = {name: parse_gramian_name(name) for name in names.unique()}
+    return pd.DataFrame(
+        {
+            "layer": pd.array([parsed[name][0] for name in names], dtype="Int64"),
+            "quantity": pd.array([parsed[name][1] for name in names], dtype=object),
+        },
+        index=names.index,
+    )
 
 
 def aggregate_resemblance(resemblance: pd.DataFrame, statistics: list[str], alpha: float) -> pd.DataFrame:
