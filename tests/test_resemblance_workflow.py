@@ -1,7 +1,5 @@
 """The rules resemblance and probe run by Snakemake as a user runs them."""
 
-import subprocess
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +7,8 @@ from PIL import Image
 
 from folkrnn_lens.tokens import read_token_file
 
-from .conftest import EXCERPT, ROOT
-from .test_workflow import SNAKEMAKE, make_workdir, run_snakemake
+from .conftest import EXCERPT
+from .test_workflow import failure_before_any_job, make_workdir, run_snakemake
 
 
 def resemblance_config(**changes) -> dict:
@@ -97,12 +95,8 @@ def test_the_report_shows_resemblance_saturation_and_probes(workdir):
 
 def test_a_probe_of_an_unknown_transcription_fails_before_any_job(tmp_path):
     config = resemblance_config(probes={"lost": {"of": "nowhere", "mode": "dor"}})
-    workdir = make_workdir(tmp_path / "bad", config)
-    command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-j", "1"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert "config error at probes -> lost -> of: 'nowhere' is not one of" in result.stdout + result.stderr
-    assert not (workdir / "results").exists()
+    output = failure_before_any_job(make_workdir(tmp_path / "bad", config))
+    assert "config error at probes -> lost -> of: 'nowhere' is not one of" in output
 
 
 def test_resemblance_can_be_switched_off(tmp_path):

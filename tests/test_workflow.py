@@ -105,15 +105,21 @@ def test_results_are_the_same_bytes_with_one_or_two_jobs(tmp_path):
         assert outputs[0][name] == outputs[1][name], name
 
 
-def test_a_bad_config_fails_before_any_job_with_the_key_named(tmp_path):
-    config = tiny_config(tmp_path)
-    config["record"]["quantities"] = ["h", "hidden"]
-    workdir = make_workdir(tmp_path / "bad", config)
+def failure_before_any_job(workdir: Path) -> str:
+    """Run the workflow in ``workdir``, expecting it to stop before any job ran;
+    return what it printed."""
     command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "-j", "1"]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "record -> quantities -> 1: 'hidden' is not one of" in result.stdout + result.stderr
     assert not (workdir / "results").exists()
+    return result.stdout + result.stderr
+
+
+def test_a_bad_config_fails_before_any_job_with_the_key_named(tmp_path):
+    config = tiny_config(tmp_path)
+    config["record"]["quantities"] = ["h", "hidden"]
+    output = failure_before_any_job(make_workdir(tmp_path / "bad", config))
+    assert "record -> quantities -> 1: 'hidden' is not one of" in output
 
 
 def test_a_token_outside_the_vocabulary_fails_that_job_only(tmp_path):

@@ -251,14 +251,13 @@ def matrix_name(kind: str, layer: int | None = None, quantity: str | None = None
 
 def matrix_kind(name: str) -> str:
     """The kind of the matrix that matrix_name named ``name``."""
-    if name in ("onehot", "softmax_l1"):
-        return {"onehot": "onehot", "softmax_l1": "distance"}[name]
+    kinds = {"onehot": "onehot", "softmax_l1": "distance", "abs": "magnitude", "signed": "signed"}
     if "_x_" in name:
         return "cross"
-    suffix = name.rsplit(".", 1)[-1]
-    if suffix in ("abs", "signed"):
-        return {"abs": "magnitude", "signed": "signed"}[suffix]
-    raise ValueError(f"{name!r} is not a matrix name")
+    kind = kinds.get(name) or (kinds.get(name.rsplit(".", 1)[-1]) if name.startswith("L") else None)
+    if kind is None:
+        raise ValueError(f"{name!r} is not a matrix name")
+    return kind
 
 
 def _spec(kind, layer=None, quantity=None, quantity_b=None) -> MatrixSpec:

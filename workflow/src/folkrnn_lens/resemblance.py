@@ -484,7 +484,9 @@ def resemblance_table(
             if n - shift < 2:  # no pair of steps left to compare: untested
                 continue
             group = [comparisons[r] for r in rows]
-            group_observed, group_circular = _observed_and_circular(windows, name, group, n, circular_shifts)
+            group_observed, group_circular = _observed_and_circular(
+                windows, name, group, shift, n, circular_shifts
+            )
             group_bar = _bar_tests(
                 windows, name, group, [tested[r] for r in rows], group_observed, bars, bar_permutations, seed
             )
@@ -505,41 +507,36 @@ _UNTESTED = TestResult(float("nan"), float("nan"), 0, float("nan"))
 
 
 def _observed_and_circular(
-    windows: _Windows, name: str, comparisons: list[Comparison], n: int, circular_shifts: bool
+    windows: _Windows, name: str, comparisons: list[Comparison], shift: int, n: int, circular_shifts: bool
 ) -> tuple[np.ndarray, list[TestResult]]:
-    """Each comparison's statistic, and its test against every circular shift
-    (the comparisons of one shift share a window size: one batch of FFTs)."""
-    observed, results = np.full(len(comparisons), np.nan), [_UNTESTED] * len(comparisons)
-    by_shift: dict[int, list[int]] = {}
-    for row, c in enumerate(comparisons):
-        by_shift.setdefault(c.shift, []).append(row)
-    for shift, rows in by_shift.items():
-        m = n - shift
-        a_keys = [(comparisons[r].a, 0, m) for r in rows]
-        b_keys = [(comparisons[r].b, shift, n) for r in rows]
-        norms = np.zeros(len(rows))
-        for k, (row, a_key, b_key) in enumerate(zip(rows, a_keys, b_keys)):
-            (a, a_norm), (b, b_norm) = windows.prepared(name, *a_key), windows.prepared(name, *b_key)
-            norms[k] = a_norm * b_norm
-            if norms[k] > 0:  # else a constant matrix: no correlation is defined
-                observed[row] = float(np.vdot(a.ravel(), b.ravel())) / norms[k]
-        valid = [k for k in range(len(rows)) if norms[k] > 0]
-        if not circular_shifts or m < 3 or not valid:
-            for k in valid:
-                results[rows[k]] = TestResult(observed[rows[k]], float("nan"), 0, float("nan"))
-            continue
-        length = fft_length(m)
-        a_spectra = windows.spectra(name, [a_keys[k] for k in valid], repeated=False)
-        b_spectra = a_spectra if length == m else {}  # unpadded, one spectrum serves both
-        missing = [b_keys[k] for k in valid if b_keys[k] not in b_spectra]
-        b_spectra.update(windows.spectra(name, missing, repeated=True))
-        cross = np.stack(
-            [np.einsum("fd,fd->f", np.conj(a_spectra[a_keys[k]]), b_spectra[b_keys[k]]) for k in valid]
-        )
-        products = np.fft.irfft(cross, n=length, axis=1)[:, :m]
-        del a_spectra, b_spectra
-        for k, null in zip(valid, products[:, 1:] / norms[valid, None]):
-            results[rows[k]] = _test_result(observed[rows[k]], null)
+    """Each comparison's statistic, and its test against every circular shift, for
+    comparisons of one ``shift`` (one window size: one batch of FFTs)."""
+    m = n - shift
+    a_keys = [(c.a, 0, m) for c in comparisons]
+    b_keys = [(c.b, shift, n) for c in comparisons]
+    observed, norms = np.full(len(comparisons), np.nan), np.zeros(len(comparisons))
+    for k, (a_key, b_key) in enumerate(zip(a_keys, b_keys)):
+        (a, a_norm), (b, b_norm) = windows.prepared(name, *a_key), windows.prepared(name, *b_key)
+        norms[k] = a_norm * b_norm
+        if norms[k] > 0:  # else a constant matrix: no correlation is defined
+            observed[k] = float(np.vdot(a.ravel(), b.ravel())) / norms[k]
+    valid = np.flatnonzero(norms > 0)
+    results = [_UNTESTED] * len(comparisons)
+    if not circular_shifts or m < 3 or len(valid) == 0:
+        for k in valid:
+            results[k] = TestResult(observed[k], float("nan"), 0, float("nan"))
+        return observed, results
+    length = fft_length(m)
+    a_spectra = windows.spectra(name, [a_keys[k] for k in valid], repeated=False)
+    b_spectra = a_spectra if length == m else {}  # unpadded, one spectrum serves both
+    missing = [b_keys[k] for k in valid if b_keys[k] not in b_spectra]
+    b_spectra.update(windows.spectra(name, missing, repeated=True))
+    cross = np.stack(
+        [np.einsum("fd,fd->f", np.conj(a_spectra[a_keys[k]]), b_spectra[b_keys[k]]) for k in valid]
+    )
+    products = np.fft.irfft(cross, n=length, axis=1)[:, :m]
+    for k, null in zip(valid, products[:, 1:] / norms[valid, None]):
+        results[k] = _test_result(observed[k], null)
     return observed, results
 
 
