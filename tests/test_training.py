@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -16,7 +17,7 @@ from safetensors import safe_open
 
 from folkrnn_lens import training
 from folkrnn_lens.config import ConfigError, check_config
-from folkrnn_lens.model import FolkRNN, FolkRNNConfig, load_model
+from folkrnn_lens.model import FolkRNN, FolkRNNConfig, file_sha256, load_model
 from folkrnn_lens.recording import vocabulary_of
 from folkrnn_lens.tokens import read_token_file
 from folkrnn_lens.training import (
@@ -299,6 +300,131 @@ def test_training_stops_after_patience_epochs_and_keeps_the_best(tmp_path, excer
     assert all(torch.equal(state["best"]["model"][k], v) for k, v in weights.items())
 
 
+# ---- continuing from a checkpoint ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def first_leg(tmp_path_factory, excerpt_split):
+    """A finished 3-epoch run whose best epoch is its last: what a shipped model is."""
+    folder = tmp_path_factory.mktemp("first_leg")
+    table = run_training(folder, excerpt_split, replace(TINY, max_epochs=3))
+    assert int(np.argmin(table["valid_loss"].to_numpy())) == 2
+    return folder
+
+
+def continue_training(folder, split, config, start, log=None):
+    log = start.parent / "epochs.parquet" if log is None else log
+    return run_training(folder, split, config, continue_from=start, continue_log=log)
+
+
+def test_a_continued_run_goes_on_after_the_checkpoint_s_last_epoch(tmp_path, excerpt_split, first_leg):
+    start = first_leg / "model.safetensors"
+    continued = continue_training(tmp_path / "on", excerpt_split, replace(TINY, max_epochs=5), start)
+    straight = run_training(tmp_path / "straight", excerpt_split, replace(TINY, max_epochs=5))
+    first = pq.read_table(first_leg / "epochs.parquet")
+    assert continued.slice(0, 3).equals(first)  # the first leg's log, as it was
+    assert continued["epoch"].to_pylist() == [1, 2, 3, 4, 5]
+    # close to the uninterrupted run, not the same bits (RMSprop's averages were rebuilt)
+    on, along = continued["valid_loss"].to_numpy()[3:], straight["valid_loss"].to_numpy()[3:]
+    assert not np.array_equal(on, along)
+    np.testing.assert_allclose(on, along, atol=0.01)
+    _, extra = checkpoint(tmp_path / "on" / "model.safetensors")
+    assert extra["continued_from"] == {"file": "model.safetensors", "sha256": file_sha256(start), "epoch": 3}
+    assert extra["epochs"] == 5 and extra["train_sha256"] == file_sha256(excerpt_split[0])
+    # stopped again, it resumes from its own state file as any run does
+    again = continue_training(tmp_path / "on", excerpt_split, replace(TINY, max_epochs=6), start)
+    assert again.slice(0, 5).select(["epoch", "valid_loss"]).equals(continued.select(["epoch", "valid_loss"]))
+
+
+def test_rebuilt_rmsprop_averages_are_the_last_epoch_s_squared_gradients_by_hand(excerpt_split, first_leg):
+    config = replace(TINY, max_epochs=3)
+    model = load_model(first_leg / "model.safetensors")
+    pad = model.token2idx["</s>"]
+    tunes = encode_tunes(excerpt_split[0], model.token2idx)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = LasagneRMSprop(model.trainable_parameters(), 0.003)
+    training.rebuild_rmsprop(model, optimizer, tunes, config, 3, pad)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing moved
+    # by hand: epoch 3's batches, in its order and with its dropout masks, at these weights
+    order_rng, dropout_seed = training._epoch_seeds(config.seed, 3)
+    batches = length_batches([len(t) for t in tunes], config.batch_size, order_rng)
+    torch.manual_seed(dropout_seed)
+    squares = [torch.zeros_like(p) for p in model.trainable_parameters()]
+    for batch in batches:
+        inputs, targets, mask = make_batch([tunes[k] for k in batch], pad)
+        model.zero_grad()
+        training.folkrnn_objective(masked_nats(clipped_forward(model, inputs, 5.0), targets, mask)).backward()
+        for square, param in zip(squares, model.trainable_parameters()):
+            square.mul_(0.9).add_(0.1 * param.grad**2)
+    for square, param in zip(squares, model.trainable_parameters()):
+        expected = square / (1 - 0.9 ** len(batches))
+        torch.testing.assert_close(optimizer.state[param]["accu"], expected, rtol=1e-5, atol=1e-12)
+
+
+def rewrite_extra(source, target, **changes):
+    """A copy of a checkpoint with its training facts changed (None: removed)."""
+    from safetensors.torch import save_file
+
+    with safe_open(str(source), framework="pt") as handle:
+        header = json.loads(handle.metadata()["folkrnn_lens"])
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    header["extra"].update(changes)
+    header["extra"] = {k: v for k, v in header["extra"].items() if v is not None}
+    save_file(tensors, str(target), metadata={"folkrnn_lens": json.dumps(header)})
+    return target
+
+
+def test_continuing_from_another_run_s_checkpoint_is_refused_naming_why(tmp_path, excerpt_split, first_leg):
+    start, log = first_leg / "model.safetensors", first_leg / "epochs.parquet"
+    config = replace(TINY, max_epochs=5)
+
+    def refused(match, config=config, split=excerpt_split, start=start, log=log):
+        folder = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        with pytest.raises(ValueError, match=match):
+            continue_training(folder, split, config, start, log)
+        assert not (folder / "state.pt").exists()  # nothing half-made to resume from
+
+    refused(
+        r"other settings \(learning_rate: 0.003 there, 0.01 here\)",
+        config=replace(config, learning_rate=0.01),
+    )
+    other = tmp_path / "other_split"
+    other.mkdir()
+    split_corpus(EXCERPT, other / "train.txt", other / "valid.txt", None, 0.2, 7)
+    other_split = (other / "train.txt", other / "valid.txt")
+    refused(r"trained on other data \((n_train_tokens|train_sha256)", split=other_split)
+    # a checkpoint from before the data hashes: the re-evaluated validation loss tells
+    no_hashes = rewrite_extra(start, tmp_path / "old.safetensors", train_sha256=None, valid_sha256=None,
+                              n_train_tokens=None, n_valid_tokens=None)  # fmt: skip
+    refused("validation loss on this run's validation tunes is .* trained on another split",
+            split=other_split, start=no_hashes)  # fmt: skip
+    last = pq.read_table(log).to_pylist()[-1]
+    rewound = rewrite_extra(start, tmp_path / "rewound.safetensors", epochs=4)
+    refused("holds epoch 3's weights .* went on to epoch 4; continuing would rewind", start=rewound)
+    short = tmp_path / "short.parquet"
+    pq.write_table(pq.read_table(log).slice(0, 2), short)
+    refused(f"not the epoch table of .* ending at validation loss {last['valid_loss']}", log=short)
+    vocab = rewrite_extra(start, tmp_path / "untrained.safetensors", trained=None)
+    refused("not a trained checkpoint", start=vocab)
+
+
+def test_a_state_file_of_another_start_is_not_resumed_by_a_continued_run(tmp_path, excerpt_split, first_leg):
+    run_training(tmp_path, excerpt_split, replace(TINY, max_epochs=1))  # a state.pt from scratch
+    with pytest.raises(ValueError, match="delete it to train from scratch"):
+        continue_training(
+            tmp_path, excerpt_split, replace(TINY, max_epochs=5), first_leg / "model.safetensors"
+        )
+
+
+def test_the_shipped_epoch_csv_reads_as_the_epoch_table(tmp_path):
+    table = pa.Table.from_pylist(
+        [{"epoch": 1, "train_loss": 3.25, "valid_loss": 3.0000000000000004, "learning_rate": 0.003,
+          "seconds": 1.5, "tokens": 10}], schema=training.EPOCHS_SCHEMA,
+    )  # fmt: skip
+    table.to_pandas().to_csv(tmp_path / "epochs.csv", index=False)  # as the shipped one was written
+    assert training.read_epoch_table(tmp_path / "epochs.csv") == table.to_pylist()
+
+
 # ---- the Snakemake rules -------------------------------------------------------------------------
 
 
@@ -368,3 +494,29 @@ def test_the_train_target_trains_a_model_that_reads_tunes(tmp_path):
     assert extra["corpus"] == "mini" and extra["run"] == "tiny" and extra["split_seed"] == 42
     again = run_snakemake(workdir, "-j", "2", "train")  # done: nothing reruns
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_the_train_rule_continues_a_run_from_its_checkpoint(tmp_path):
+    config = tiny_workflow_config()
+    workdir = make_workdir(tmp_path / "run", config)
+    run_snakemake(workdir, "-j", "1", "train")
+    folder = workdir / "results" / "training" / "tiny"
+    shipped = workdir / "shipped"  # the run's checkpoint and table, kept; its state.pt lost
+    shipped.mkdir()
+    for name in ("model.safetensors", "epochs.parquet"):
+        (shipped / name).write_bytes((folder / name).read_bytes())
+    (folder / "state.pt").unlink()
+    config["training"]["tiny"]["max_epochs"] = 3
+    config["training"]["tiny"]["continue_from"] = {
+        "model": "shipped/model.safetensors",
+        "epochs": "shipped/epochs.parquet",
+    }
+    make_workdir(workdir, config)
+    run_snakemake(workdir, "-j", "1", "train")
+    epochs = pd.read_parquet(folder / "epochs.parquet")
+    assert epochs["epoch"].tolist() == [1, 2, 3]
+    assert epochs.iloc[:2].equals(pd.read_parquet(shipped / "epochs.parquet"))
+    _, extra = checkpoint(folder / "model.safetensors")
+    assert extra["continued_from"]["epoch"] == 2
+    log = (workdir / "results" / "logs" / "training" / "tiny" / "train.log").read_text()
+    assert "continuing from shipped/model.safetensors after epoch 2" in log

@@ -168,6 +168,12 @@ def training_run(run):
     return config["training"][run]
 
 
+def continue_from_files(run):
+    """The checkpoint and epoch table a training run continues from, if any."""
+    start = run.get("continue_from")
+    return [start["model"], start["epochs"]] if start else []
+
+
 def transcription_dir(name):
     return f"{RESULTS}/transcriptions/{name}"
 

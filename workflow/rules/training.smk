@@ -34,6 +34,7 @@ rule train_model:
         train=f"{RESULTS}/training/{{run}}/train.txt",
         valid=f"{RESULTS}/training/{{run}}/valid.txt",
         vocabulary=lambda wildcards: training_run(wildcards.run)["vocabulary_files"],
+        start=lambda wildcards: continue_from_files(training_run(wildcards.run)),
     output:
         model=f"{RESULTS}/training/{{run}}/model.safetensors",
         epochs=f"{RESULTS}/training/{{run}}/epochs.parquet",

@@ -18,6 +18,8 @@ with log_to(snakemake.log[0]):
         state_path=snakemake.params.state,
         config=TrainingConfig.from_settings(settings),
         vocabulary_files=snakemake.input.vocabulary,
+        continue_from=settings.get("continue_from", {}).get("model"),
+        continue_log=settings.get("continue_from", {}).get("epochs"),
         info={
             "run": snakemake.wildcards.run,
             "corpus": settings["corpus"],

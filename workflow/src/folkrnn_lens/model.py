@@ -435,15 +435,27 @@ def save_checkpoint(model: FolkRNN, path: str | Path, extra: dict | None = None)
     save_file(tensors, str(path), metadata=metadata)
 
 
+def _checkpoint_header(path: str | Path, handle) -> dict:
+    header = json.loads((handle.metadata() or {}).get("folkrnn_lens", "{}"))
+    if header.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a folkrnn-lens checkpoint (no '{CHECKPOINT_FORMAT}' metadata)")
+    return header
+
+
+def checkpoint_header(path: str | Path) -> dict:
+    """A checkpoint's metadata: ``format``, ``config``, ``vocab`` and ``extra`` (for a
+    trained model, the facts of its training run), without loading the weights."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return _checkpoint_header(path, handle)
+
+
 def load_checkpoint(path: str | Path) -> FolkRNN:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
-        header = json.loads((handle.metadata() or {}).get("folkrnn_lens", "{}"))
-        if header.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(
-                f"{path}: not a folkrnn-lens checkpoint (no '{CHECKPOINT_FORMAT}' metadata)"
-            )
+        header = _checkpoint_header(path, handle)
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     model = FolkRNN(FolkRNNConfig(**header["config"]), header["vocab"], initialise=False)
     try:

@@ -20,6 +20,12 @@ dropout masks by (``seed``, epoch). That makes a run resumable bit for bit from 
 file (model, optimizer, log, best weights, written atomically after every epoch) without
 saving random-number-generator states: a run stopped after epoch k and resumed gives the
 same weights as one that never stopped.
+
+Where the state file is gone but the run's checkpoint and epoch table remain (a shipped
+model), ``continue_from`` goes on from the checkpoint's last epoch: the weights are the
+checkpoint's, checked against its data by re-evaluating its validation loss, and the one
+thing a checkpoint lacks, RMSprop's running averages, is rebuilt (``rebuild_rmsprop``).
+That is close to the uninterrupted run, not the same bits, and the checkpoint says so.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -38,7 +45,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn as nn
 
-from .model import FolkRNN, FolkRNNConfig, file_sha256, save_checkpoint
+from .model import FolkRNN, FolkRNNConfig, checkpoint_header, file_sha256, load_checkpoint, save_checkpoint
 from .recording import vocabulary_of
 from .tokens import END, START, read_token_file, write_token_file
 
@@ -70,6 +77,21 @@ trained; validation with dropout off), the epoch's learning rate, its wall time 
 number of training target tokens it read."""
 
 STATE_FORMAT = "folkrnn-lens-training/1"
+
+DATA_FACTS = (
+    "n_train_tunes",
+    "n_valid_tunes",
+    "n_train_tokens",
+    "n_valid_tokens",
+    "train_sha256",
+    "valid_sha256",
+)
+"""The facts of a checkpoint that must match the data a run continues it on (the hashes
+where the checkpoint has them: checkpoints before continuation did not record them)."""
+
+VALID_LOSS_TOLERANCE = 1e-4
+"""How far (nats/token) a checkpoint's re-evaluated validation loss may lie from the one
+recorded: float sums differ a little between machines (seen: 4e-8), another split a lot."""
 
 
 # ---- the split --------------------------------------------------------------------------
@@ -316,6 +338,30 @@ def _epoch_seeds(seed: int, epoch: int) -> tuple[np.random.Generator, int]:
     return np.random.default_rng(order), int(dropout.generate_state(1, np.uint64)[0] >> 1)
 
 
+@contextmanager
+def _reproducible(device: torch.device):
+    """Deterministic kernels, and the caller's random-number state left alone."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+            yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _load_state(path: Path, fingerprint: dict, model: FolkRNN, optimizer: torch.optim.Optimizer) -> dict:
+    """A state file of this run, loaded into the model and optimizer."""
+    state = torch.load(path, map_location=model.W_out.device, weights_only=True)
+    if state.get("format") != STATE_FORMAT or state.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"{path} comes from other data or settings than this run; delete it to train from scratch"
+        )
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     temporary = path.with_name(path.name + ".tmp")
     torch.save(obj, temporary)
@@ -371,6 +417,135 @@ def evaluate(model: FolkRNN, tunes: list[np.ndarray], batch_size: int, pad: int)
     return total / tokens
 
 
+# ---- continuing from a checkpoint ----------------------------------------------------------------
+
+
+def read_epoch_table(path: str | Path) -> list[dict]:
+    """A run's per-epoch table (``epochs.parquet``, or the CSV shipped beside a model)
+    as rows of EPOCHS_SCHEMA."""
+    from pyarrow import csv
+
+    path = Path(path)
+    if path.suffix == ".csv":
+        options = csv.ConvertOptions(column_types=EPOCHS_SCHEMA, include_columns=EPOCHS_SCHEMA.names)
+        table = csv.read_csv(path, convert_options=options)
+    else:
+        table = pq.read_table(path, columns=EPOCHS_SCHEMA.names).cast(EPOCHS_SCHEMA)
+    return table.to_pylist()
+
+
+def rebuild_rmsprop(
+    model: FolkRNN,
+    optimizer: LasagneRMSprop,
+    tunes: list[np.ndarray],
+    config: TrainingConfig,
+    epoch: int,
+    pad: int,
+    progress: bool = False,
+) -> float:
+    """RMSprop's running averages of squared gradients, which a checkpoint does not
+    keep, rebuilt at the model's weights: epoch ``epoch``'s batches (its order and
+    dropout masks) are replayed at learning rate 0, so the weights do not move, and each
+    average is divided by 1 - rho**batches, as it started from zero. Over one epoch
+    rho**batches is the share of all earlier epochs in the true average (0.9**45 < 1%),
+    so the rebuilt one differs from it mainly in taking every gradient at the last
+    weights. Returns the replay's training loss (nats/token, dropout on)."""
+    optimizer.state.clear()
+    for group in optimizer.param_groups:
+        group["lr"] = 0.0
+    order_rng, dropout_seed = _epoch_seeds(config.seed, epoch)
+    torch.manual_seed(dropout_seed)
+    loss, _ = train_epoch(model, optimizer, tunes, config, order_rng, pad, progress, "rebuilding RMSprop")
+    n_batches = math.ceil(len(tunes) / config.batch_size)
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            optimizer.state[param]["accu"].div_(1 - group["rho"] ** n_batches)
+    return loss
+
+
+def continued_state(
+    checkpoint_path: str | Path,
+    epochs_path: str | Path | None,
+    model: FolkRNN,
+    optimizer: LasagneRMSprop,
+    train_tunes: list[np.ndarray],
+    valid_tunes: list[np.ndarray],
+    config: TrainingConfig,
+    facts: dict,
+    pad: int,
+    progress: bool = False,
+) -> dict:
+    """The state of a run after the last epoch of a checkpoint it wrote, with the
+    model and optimizer set to it: the checkpoint's weights, its epoch table as the
+    log, and RMSprop's averages rebuilt (``rebuild_rmsprop``). Refused, naming the
+    difference, where the checkpoint comes from other settings, vocabulary or data, or
+    holds the weights of an epoch before its last (continuing would rewind the run)."""
+    header = checkpoint_header(checkpoint_path)
+    extra = header["extra"]
+    where = f"continue_from {checkpoint_path}"
+    if not extra.get("trained"):
+        raise ValueError(f"{where}: not a trained checkpoint (its metadata has no training facts)")
+    if header["vocab"] != model.vocab:
+        sizes = f"{len(header['vocab'])} tokens there, {len(model.vocab)} here"
+        raise ValueError(f"{where}: its vocabulary differs from this run's ({sizes})")
+    ours = asdict(config)
+    theirs = {k: v for k, v in extra.get("training", {}).items() if k not in TrainingConfig.RESUMABLE_CHANGES}
+    changed = [
+        f"{key}: {value!r} there, {ours.get(key)!r} here"
+        for key, value in theirs.items()
+        if ours.get(key) != value
+    ]
+    if changed:
+        raise ValueError(f"{where}: trained with other settings ({', '.join(changed)})")
+    for key in DATA_FACTS:
+        if key in extra and extra[key] != facts[key]:
+            raise ValueError(
+                f"{where}: trained on other data ({key}: {extra[key]!r} there, {facts[key]!r} here)"
+            )
+    last, best_epoch = extra["epochs"], extra["best_epoch"]
+    if best_epoch != last:
+        raise ValueError(
+            f"{where}: it holds epoch {best_epoch}'s weights (the best) but its run went on to epoch {last}; "
+            "continuing would rewind the run (only the run's state.pt can resume it)"
+        )
+    if epochs_path is None:
+        raise ValueError(f"{where}: continuing needs the run's epoch table (continue_from: epochs)")
+    rows = read_epoch_table(epochs_path)
+    epochs = [row["epoch"] for row in rows]
+    if epochs != list(range(1, last + 1)) or rows[-1]["valid_loss"] != extra["valid_loss"]:
+        raise ValueError(
+            f"{epochs_path}: not the epoch table of {checkpoint_path} "
+            f"(epochs 1 to {last}, ending at validation loss {extra['valid_loss']})"
+        )
+    device = model.W_out.device
+    model.load_state_dict(load_checkpoint(checkpoint_path).state_dict())
+    model.to(device)
+    valid_loss = evaluate(model, valid_tunes, config.batch_size, pad)
+    if not abs(valid_loss - extra["valid_loss"]) <= VALID_LOSS_TOLERANCE:
+        raise ValueError(
+            f"{where}: its validation loss on this run's validation tunes is {valid_loss:.6f}, "
+            f"not the {extra['valid_loss']:.6f} it recorded: it was trained on another split"
+        )
+    started = time.perf_counter()
+    replay_loss = rebuild_rmsprop(model, optimizer, train_tunes, config, last, pad, progress)
+    log.info(
+        "continuing from %s after epoch %d: validation %.6f nats/token (recorded %.6f); RMSprop's averages "
+        "rebuilt from epoch %d's batches in %.1f s (training loss there %.4f, recorded %.4f)",
+        checkpoint_path, last, valid_loss, extra["valid_loss"], last, time.perf_counter() - started,
+        replay_loss, rows[-1]["train_loss"],
+    )  # fmt: skip
+    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {
+        "epoch": last,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "log": rows,
+        "best": {"epoch": last, "valid_loss": extra["valid_loss"], "model": weights},
+        "bad_epochs": 0,
+        "continued_after": last,
+    }
+
+
 def train_model(
     train_path: str | Path,
     valid_path: str | Path,
@@ -382,6 +557,8 @@ def train_model(
     vocabulary_files: list[str | Path] = (),
     info: dict | None = None,
     progress: bool = True,
+    continue_from: str | Path | None = None,
+    continue_log: str | Path | None = None,
 ) -> pa.Table:
     """Train folk-rnn v2 on the training tunes, validating after every epoch, until
     ``max_epochs`` or ``patience`` epochs without a better validation loss.
@@ -391,7 +568,10 @@ def train_model(
     whose metadata holds the training facts, the per-epoch table and the loss curve.
     ``state_path`` is written after every epoch; if it exists when training starts, the
     run resumes from it (it must come from the same data and settings; only
-    ``TrainingConfig.RESUMABLE_CHANGES`` may differ). Returns the per-epoch table.
+    ``TrainingConfig.RESUMABLE_CHANGES`` may differ). Without a state file,
+    ``continue_from`` (a checkpoint this run's recipe wrote on this data, whose best
+    epoch is its last) and ``continue_log`` (its epoch table) start the run after that
+    epoch instead of from scratch (``continued_state``). Returns the per-epoch table.
     """
     torch.set_num_threads(config.threads)  # fixed: BLAS results may depend on it
     if config.device == "cuda" and not torch.cuda.is_available():
@@ -412,6 +592,8 @@ def train_model(
         "n_valid_tunes": len(valid_tunes),
         "n_train_tokens": sum(len(seq) - 1 for seq in train_tunes),
         "n_valid_tokens": sum(len(seq) - 1 for seq in valid_tunes),
+        "train_sha256": file_sha256(train_path),
+        "valid_sha256": file_sha256(valid_path),
         "unigram_baseline": baseline,
     }
     log.info(
@@ -431,76 +613,86 @@ def train_model(
     fingerprint = {
         "settings": fixed,
         "vocab": vocab,
-        "train_sha256": file_sha256(train_path),
-        "valid_sha256": file_sha256(valid_path),
+        "train_sha256": facts["train_sha256"],
+        "valid_sha256": facts["valid_sha256"],
     }
-    epoch, rows, best, bad_epochs = 0, [], None, 0
-    if state_path.exists():
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        if state.get("format") != STATE_FORMAT or state.get("fingerprint") != fingerprint:
-            raise ValueError(
-                f"{state_path} comes from other data or settings than this run; "
-                "delete it to train from scratch"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        epoch, rows, best, bad_epochs = state["epoch"], state["log"], state["best"], state["bad_epochs"]
-        log.info("resuming from %s after epoch %d", state_path, epoch)
+    if continue_from is not None:  # a state file of another start must not be taken for this one
+        fingerprint["continued_from"] = {
+            "file": Path(continue_from).name,
+            "sha256": file_sha256(continue_from),
+        }
 
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        cuda_devices = [torch.cuda.current_device()] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):  # the caller's RNG state is left alone
-            while epoch < config.max_epochs and not (config.patience and bad_epochs >= config.patience):
-                epoch += 1
-                started = time.perf_counter()
-                rate = config.learning_rate_at(epoch)
-                for group in optimizer.param_groups:
-                    group["lr"] = rate
-                order_rng, dropout_seed = _epoch_seeds(config.seed, epoch)
-                torch.manual_seed(dropout_seed)
-                description = f"epoch {epoch}/{config.max_epochs}"
-                train_loss, tokens = train_epoch(
-                    model, optimizer, train_tunes, config, order_rng, pad, progress, description
-                )
-                valid_loss = evaluate(model, valid_tunes, config.batch_size, pad)
-                row = {
+    with _reproducible(device):
+        if continue_from is not None and not state_path.exists():
+            state = continued_state(
+                continue_from,
+                continue_log,
+                model,
+                optimizer,
+                train_tunes,
+                valid_tunes,
+                config,
+                facts,
+                pad,
+                progress,
+            )
+            _atomic_torch_save({"format": STATE_FORMAT, "fingerprint": fingerprint, **state}, state_path)
+        state = {"epoch": 0, "log": [], "best": None, "bad_epochs": 0, "continued_after": None}
+        if state_path.exists():
+            state = _load_state(state_path, fingerprint, model, optimizer)
+            log.info("resuming from %s after epoch %d", state_path, state["epoch"])
+        epoch, rows, best, bad_epochs = state["epoch"], state["log"], state["best"], state["bad_epochs"]
+        continued_after = state.get("continued_after")
+        if continued_after is not None:
+            facts["continued_from"] = {**fingerprint["continued_from"], "epoch": continued_after}
+        while epoch < config.max_epochs and not (config.patience and bad_epochs >= config.patience):
+            epoch += 1
+            started = time.perf_counter()
+            rate = config.learning_rate_at(epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            order_rng, dropout_seed = _epoch_seeds(config.seed, epoch)
+            torch.manual_seed(dropout_seed)
+            description = f"epoch {epoch}/{config.max_epochs}"
+            train_loss, tokens = train_epoch(
+                model, optimizer, train_tunes, config, order_rng, pad, progress, description
+            )
+            valid_loss = evaluate(model, valid_tunes, config.batch_size, pad)
+            row = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "valid_loss": valid_loss,
+                "learning_rate": rate,
+                "seconds": time.perf_counter() - started,
+                "tokens": tokens,
+            }
+            rows.append(row)
+            if not math.isfinite(valid_loss):
+                raise FloatingPointError(f"epoch {epoch}: validation loss is {valid_loss}")
+            if best is None or valid_loss < best["valid_loss"]:
+                weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best, bad_epochs = {"epoch": epoch, "valid_loss": valid_loss, "model": weights}, 0
+                _atomic_checkpoint(model, model_path, _extra(facts, config, rows, best))
+            else:
+                bad_epochs += 1
+            _atomic_torch_save(
+                {
+                    "format": STATE_FORMAT,
+                    "fingerprint": fingerprint,
                     "epoch": epoch,
-                    "train_loss": train_loss,
-                    "valid_loss": valid_loss,
-                    "learning_rate": rate,
-                    "seconds": time.perf_counter() - started,
-                    "tokens": tokens,
-                }
-                rows.append(row)
-                if not math.isfinite(valid_loss):
-                    raise FloatingPointError(f"epoch {epoch}: validation loss is {valid_loss}")
-                if best is None or valid_loss < best["valid_loss"]:
-                    weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    best, bad_epochs = {"epoch": epoch, "valid_loss": valid_loss, "model": weights}, 0
-                    _atomic_checkpoint(model, model_path, _extra(facts, config, rows, best))
-                else:
-                    bad_epochs += 1
-                _atomic_torch_save(
-                    {
-                        "format": STATE_FORMAT,
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "log": rows,
-                        "best": best,
-                        "bad_epochs": bad_epochs,
-                    },
-                    state_path,
-                )
-                log.info(
-                    "epoch %d: train %.4f, valid %.4f nats/token, lr %.6f, %.1f s (best %.4f at epoch %d)",
-                    epoch, train_loss, valid_loss, rate, row["seconds"], best["valid_loss"], best["epoch"],
-                )  # fmt: skip
-    finally:
-        torch.use_deterministic_algorithms(previous_deterministic)
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "log": rows,
+                    "best": best,
+                    "bad_epochs": bad_epochs,
+                    "continued_after": continued_after,
+                },
+                state_path,
+            )
+            log.info(
+                "epoch %d: train %.4f, valid %.4f nats/token, lr %.6f, %.1f s (best %.4f at epoch %d)",
+                epoch, train_loss, valid_loss, rate, row["seconds"], best["valid_loss"], best["epoch"],
+            )  # fmt: skip
 
     if best is None:
         raise ValueError("no epoch was trained (max_epochs must be at least 1)")
@@ -512,7 +704,8 @@ def train_model(
     table = pa.Table.from_pylist(rows, schema=EPOCHS_SCHEMA)
     Path(epochs_path).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, epochs_path)
-    plot_loss_curve(table, curve_path, baseline, best["epoch"], title=(info or {}).get("run", ""))
+    title = (info or {}).get("run", "")
+    plot_loss_curve(table, curve_path, baseline, best["epoch"], title=title, continued_after=continued_after)
     return table
 
 
@@ -537,10 +730,15 @@ def _extra(facts: dict, config: TrainingConfig, rows: list[dict], best: dict) ->
 
 
 def plot_loss_curve(
-    table: pa.Table, path: str | Path, baseline: float, best_epoch: int, title: str = ""
+    table: pa.Table,
+    path: str | Path,
+    baseline: float,
+    best_epoch: int,
+    title: str = "",
+    continued_after: int | None = None,
 ) -> None:
-    """Training and validation loss per epoch, the best epoch marked, and the unigram
-    baseline, as a PNG."""
+    """Training and validation loss per epoch, the best epoch marked, the unigram
+    baseline, and where a run continued from a checkpoint, as a PNG."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -554,6 +752,9 @@ def plot_loss_curve(
     best_loss = data["valid_loss"][epochs.index(best_epoch)]
     axes.plot([best_epoch], [best_loss], marker="*", markersize=14, color="C3", linestyle="none",
               label=f"best: epoch {best_epoch} ({best_loss:.3f})")  # fmt: skip
+    if continued_after is not None:
+        axes.axvline(continued_after + 0.5, color="grey", linestyle=":",
+                     label=f"continued from the epoch-{continued_after} checkpoint")  # fmt: skip
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("cross-entropy (nats/token)")
