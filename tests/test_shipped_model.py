@@ -13,6 +13,7 @@ from safetensors import safe_open
 from folkrnn_lens.model import load_model
 from folkrnn_lens.recording import write_generated_tokens
 from folkrnn_lens.tokens import END, MODES, read_token_file
+from folkrnn_lens.training import read_epoch_table
 
 from .conftest import EXCERPT, ROOT
 
@@ -69,3 +70,13 @@ def test_generated_tunes_parse_back_as_transcriptions(shipped, tmp_path):
         assert tune.tokens == tokens and any("|" in t for t in tune.body)
     assert finished >= 5
     assert np.isfinite(captures[0].softmax).all()
+
+
+def test_its_epoch_table_is_the_one_of_its_run(facts):
+    """The CSV beside the model is its run's log: what the loss curve draws, and what
+    `continue_from` needs to go on from it."""
+    rows = read_epoch_table(SHIPPED.with_suffix(".epochs.csv"))
+    assert [row["epoch"] for row in rows] == list(range(1, facts["epochs"] + 1))
+    best = rows[facts["best_epoch"] - 1]
+    assert (best["train_loss"], best["valid_loss"]) == (facts["train_loss"], facts["valid_loss"])
+    assert min(row["valid_loss"] for row in rows) == facts["valid_loss"]

@@ -517,9 +517,7 @@ def continued_state(
             f"{epochs_path}: not the epoch table of {checkpoint_path} "
             f"(epochs 1 to {last}, ending at validation loss {extra['valid_loss']})"
         )
-    device = model.W_out.device
-    model.load_state_dict(load_checkpoint(checkpoint_path).state_dict())
-    model.to(device)
+    model.load_state_dict(load_checkpoint(checkpoint_path).state_dict())  # copied onto model's device
     valid_loss = evaluate(model, valid_tunes, config.batch_size, pad)
     if not abs(valid_loss - extra["valid_loss"]) <= VALID_LOSS_TOLERANCE:
         raise ValueError(
