@@ -324,10 +324,12 @@ def test_a_continued_run_goes_on_after_the_checkpoint_s_last_epoch(tmp_path, exc
     first = pq.read_table(first_leg / "epochs.parquet")
     assert continued.slice(0, 3).equals(first)  # the first leg's log, as it was
     assert continued["epoch"].to_pylist() == [1, 2, 3, 4, 5]
-    # close to the uninterrupted run, not the same bits (RMSprop's averages were rebuilt)
+    # close to the uninterrupted run, not the same bits (RMSprop's averages were rebuilt):
+    # off by less than half of what those epochs gained, a scale that holds on any CPU
     on, along = continued["valid_loss"].to_numpy()[3:], straight["valid_loss"].to_numpy()[3:]
     assert not np.array_equal(on, along)
-    np.testing.assert_allclose(on, along, atol=0.01)
+    gained = straight["valid_loss"][2].as_py() - along[-1]
+    assert gained > 0 and np.max(np.abs(on - along)) < gained / 2, (on, along, gained)
     _, extra = checkpoint(tmp_path / "on" / "model.safetensors")
     assert extra["continued_from"] == {"file": "model.safetensors", "sha256": file_sha256(start), "epoch": 3}
     assert extra["epochs"] == 5 and extra["train_sha256"] == file_sha256(excerpt_split[0])
