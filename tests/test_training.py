@@ -325,7 +325,7 @@ def test_a_continued_run_goes_on_after_the_checkpoint_s_last_epoch(tmp_path, exc
     assert continued.slice(0, 3).equals(first)  # the first leg's log, as it was
     assert continued["epoch"].to_pylist() == [1, 2, 3, 4, 5]
     # close to the uninterrupted run, not the same bits (RMSprop's averages were rebuilt):
-    # off by less than half of what those epochs gained, a scale that holds on any CPU
+    # off by less than half of what those epochs gained, a scale set by the run, not the CPU
     on, along = continued["valid_loss"].to_numpy()[3:], straight["valid_loss"].to_numpy()[3:]
     assert not np.array_equal(on, along)
     gained = straight["valid_loss"][2].as_py() - along[-1]
