@@ -264,22 +264,60 @@ def test_multiple_tunes_per_file_with_line_numbers():
 
 def test_select_tune_by_x_and_title():
     tunes = normalise_abc(COLLECTION, source="set.abc")
-    assert select_tune(tunes, x=9).title == "Second Reel"
-    assert select_tune(tunes, title="first jig").x == 7
-    assert select_tune(tunes, x=7, title="First Jig").x == 7
-    assert select_tune(tunes).x == 7
+    assert select_tune(tunes, "set.abc", x=9).title == "Second Reel"
+    assert select_tune(tunes, "set.abc", title="first jig").x == 7
+    assert select_tune(tunes, "set.abc", x=7, title="First Jig").x == 7
+    assert select_tune(tunes, "set.abc").x == 7  # neither: the file's first tune (README)
 
 
 def test_select_tune_errors_name_file_and_tune():
     tunes = normalise_abc(COLLECTION, source="set.abc")
     with pytest.raises(AbcError, match=r"set\.abc: no tune with X:99"):
-        select_tune(tunes, x=99)
+        select_tune(tunes, "set.abc", x=99)
     with pytest.raises(AbcError, match=r"set\.abc: no tune with title 'Nope'"):
-        select_tune(tunes, title="Nope")
+        select_tune(tunes, "set.abc", title="Nope")
     with pytest.raises(AbcError, match=r"set\.abc: tune X:8 'Lydian Air'.*unsupported mode 'Flyd'"):
-        select_tune(tunes, x=8)
-    with pytest.raises(AbcError):
-        select_tune([], x=1)
+        select_tune(tunes, "set.abc", x=8)
+
+
+@pytest.mark.parametrize("x", [None, 1])
+def test_a_file_without_tunes_is_named(x):
+    with pytest.raises(AbcError, match=r"^empty\.abc: no tunes in the file$"):
+        select_tune(normalise_abc("", source="empty.abc"), "empty.abc", x=x)
+
+
+TWINS = """X:1
+T:The Twin
+M:4/4
+K:G
+GABc|
+
+X:2
+T:Other
+M:4/4
+K:G
+dBAG|
+
+X:3
+T:the twin
+M:6/8
+K:D
+DEF|
+"""
+
+
+def test_a_title_of_two_tunes_is_refused_naming_both():
+    tunes = normalise_abc(TWINS, source="twins.abc")
+    with pytest.raises(AbcError, match=r"twins\.abc: 2 tunes with title 'The Twin': X:1 \(line 1\), X:3"):
+        select_tune(tunes, "twins.abc", title="The Twin")
+    assert select_tune(tunes, "twins.abc", x=3, title="The Twin").meter == "M:6/8"
+
+
+def test_an_x_number_of_two_tunes_is_refused_unless_the_title_singles_one_out():
+    tunes = normalise_abc(TWINS.replace("X:2", "X:1"), source="twins.abc")
+    with pytest.raises(AbcError, match=r"2 tunes with X:1: X:1 \(line 1\), X:1 \(line 7\)"):
+        select_tune(tunes, "twins.abc", x=1)
+    assert select_tune(tunes, "twins.abc", x=1, title="Other").line == 7
 
 
 def test_read_abc_file(tmp_path):
@@ -288,6 +326,16 @@ def test_read_abc_file(tmp_path):
     tunes = read_abc_file(path)
     assert [t.x for t in tunes] == [7, 8, 9]
     assert tunes[0].source == str(path)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "latin-1"])
+def test_read_abc_file_accepts_utf8_with_or_without_bom_and_latin1(tmp_path, encoding):
+    path = tmp_path / "set.abc"
+    text = COLLECTION.removeprefix("% a collection\n").replace("First Jig", "Fírst Jig")
+    path.write_bytes(text.encode(encoding))  # utf-8-sig: the X: line comes after the mark
+    tunes = read_abc_file(path)
+    assert [t.x for t in tunes] == [7, 8, 9]
+    assert select_tune(tunes, str(path)).title == "Fírst Jig"
 
 
 def test_file_header_defaults_apply_to_every_tune():
@@ -336,6 +384,6 @@ def test_oneill_file_mostly_converts():
 
 def test_oneill_tune_converted_as_checked_by_hand():
     # X:1 The Enchanted Valley, K:Gm, L:1/16: "G3-A (Bcd=e) | f4 (g2dB) |"
-    first = select_tune(read_abc_file(oneill_file("0001-0050.abc")), x=1)
+    first = select_tune(read_abc_file(oneill_file("0001-0050.abc")), "0001-0050.abc", x=1)
     assert (first.meter, first.mode, first.line) == ("M:2/4", "K:Cmin", 2)
     assert " ".join(first.body[:21]) == "c 3/2 d /2 e /2 f /2 g /2 =a /2 | b 2 c' g /2 e /2 |"

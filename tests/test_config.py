@@ -4,7 +4,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from folkrnn_lens.config import ConfigError, check_config, check_references
+from folkrnn_lens.config import ConfigError, check_config, check_feasible, check_references
+from folkrnn_lens.model import save_checkpoint
+
+from .conftest import small_model
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -40,7 +43,8 @@ def test_the_shipped_config_is_valid(config):
         ),
         (
             lambda c: c["transcriptions"].update(bad={"abc": "a.abc", "index": 1}),
-            r"transcriptions -> bad: .*'index' was unexpected.*allowed keys: \['abc', 'title', 'x'\]",
+            r"transcriptions -> bad: .*'index' was unexpected"
+            r".*allowed keys: \['abc', 'title', 'window', 'x'\]",
         ),
         (
             lambda c: c["transcriptions"].update(bad={"tokens": "t.txt", "index": 0}),
@@ -93,6 +97,146 @@ def test_a_name_that_points_nowhere_is_named(config, change, message):
     change(bad)
     with pytest.raises(ConfigError, match=message):
         check_references(bad)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda c, v: c["transcriptions"]["generated_seed_1"]["generate"].update(temperature=v),
+            r"at transcriptions -> generated_seed_1 -> generate -> temperature: {} is not a finite number",
+        ),
+        (
+            lambda c, v: c["analysis"]["bands"]["distance"].update(low=v),
+            r"at analysis -> bands -> distance -> low: {} is not a finite number",
+        ),
+        (
+            lambda c, v: c["resemblance"].update(alpha=v),
+            r"at resemblance -> alpha: {} is not a finite number",
+        ),
+        (
+            lambda c, v: c["corpus_analysis"]["generated_50"]["tunes"]["generate"].update(temperature=v),
+            r"at corpus_analysis -> generated_50 -> tunes -> generate -> temperature: {} is not",
+        ),
+    ],
+)
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_a_number_that_is_not_finite_is_named(config, change, message, value):
+    change(config, yaml.safe_load(value))  # as YAML reads them: float nan and inf
+    with pytest.raises(ConfigError, match=message.format(value.replace(".", r"\."))):
+        check_config(config, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda c: c["transcriptions"]["generated_seed_1"]["generate"].update(max_length=10_001),
+        lambda c: c["corpus_analysis"]["generated_50"]["tunes"]["generate"].update(max_length=10_001),
+    ],
+)
+def test_max_length_is_at_most_ten_thousand(config, change):
+    change(config)
+    with pytest.raises(ConfigError, match=r"max_length: 10001 is greater than the maximum of 10000"):
+        check_config(config, SCHEMA)
+
+
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    """A 2-layer model over the excerpt's tokens (no M:7/8), saved as the workflow saves one."""
+    path = tmp_path / "small.safetensors"
+    save_checkpoint(small_model(n_units=8, n_layers=2), path)
+    return str(path)
+
+
+def test_the_shipped_config_is_feasible(config, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the model's path is relative to where snakemake runs
+    check_feasible(config)
+
+
+def generation(config: dict, where: str) -> dict:
+    if where == "transcriptions":
+        return config["transcriptions"]["generated_seed_1"]["generate"]
+    return config["corpus_analysis"]["generated_50"]["tunes"]["generate"]
+
+
+WHERE = {
+    "transcriptions": "transcriptions -> generated_seed_1 -> generate -> prime",
+    "corpus_analysis": "corpus_analysis -> generated_50 -> tunes -> generate -> prime",
+}
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_a_prime_as_long_as_max_length_is_refused(config, where):
+    generation(config, where).update(prime=["M:4/4", "K:Cmaj", "C"], max_length=3)
+    with pytest.raises(ConfigError, match=rf"{WHERE[where]}: 3 prime tokens leave no step .* max_length 3"):
+        check_feasible(config)
+    generation(config, where).update(max_length=4)
+    check_feasible(config)
+
+
+@pytest.mark.parametrize("model", ["untrained", "missing.safetensors", "folkrnn_v2.pkl"])
+@pytest.mark.parametrize("where", WHERE)
+def test_a_prime_token_that_is_no_folk_rnn_token_is_refused_whatever_the_model(config, model, where):
+    config["model"]["file"] = model
+    generation(config, where).update(prime=["M:4/4", "K:Cmaj", "Q"])
+    with pytest.raises(
+        ConfigError, match=rf"{WHERE[where]}: token 'Q' \(position 2\) is not a folk-rnn token"
+    ):
+        check_feasible(config)
+
+
+@pytest.mark.parametrize("token", ["<s>", "</s>"])
+def test_a_prime_cannot_hold_start_or_end(config, small_checkpoint, token):
+    config["model"]["file"] = small_checkpoint
+    generation(config, "transcriptions").update(prime=["M:4/4", token])
+    with pytest.raises(ConfigError, match=rf"token '{token}' \(position 1\): .*cannot hold <s> or </s>"):
+        check_feasible(config)
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_a_prime_token_outside_the_vocabulary_is_named_with_the_model(config, small_checkpoint, where):
+    config["model"]["file"] = small_checkpoint
+    config["record"]["layers"] = [1, 2]
+    generation(config, where).update(prime=["M:7/8"])  # a folk-rnn token, but not the model's
+    message = (
+        rf"{WHERE[where]}: token 'M:7/8' \(position 0\) is not in the vocabulary of .*small\.safetensors"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_feasible(config)
+
+
+@pytest.mark.parametrize("section", ["record", "analysis", "resemblance"])
+def test_a_layer_the_checkpoint_lacks_is_named(config, small_checkpoint, section):
+    config["model"]["file"] = small_checkpoint
+    config["record"]["layers"] = [1, 2]
+    config[section]["layers"] = [1, 3]
+    message = (
+        rf"{section} -> layers: layer 3 does not exist: the model \(.*small\.safetensors\) has layers 1\.\.2"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_feasible(config)
+
+
+def test_a_layer_the_untrained_model_lacks_is_named(config):
+    config["model"]["file"] = "untrained"
+    config["model"]["untrained"]["n_layers"] = 2
+    with pytest.raises(ConfigError, match=r"record -> layers: layer 3 does not exist: .*has layers 1\.\.2"):
+        check_feasible(config)
+
+
+@pytest.mark.parametrize("model", ["missing.safetensors", "folkrnn_v2.pkl"])
+def test_what_a_model_file_cannot_tell_cheaply_is_left_to_its_jobs(config, model):
+    config["model"]["file"] = model
+    config["record"]["layers"] = [1, 2, 3, 9]  # a layer count unknown until the model loads
+    generation(config, "transcriptions").update(prime=["M:7/8"])
+    check_feasible(config)
+
+
+def test_a_model_file_that_is_not_a_checkpoint_is_named(config, tmp_path):
+    (tmp_path / "junk.safetensors").write_text("not a checkpoint")
+    config["model"]["file"] = str(tmp_path / "junk.safetensors")
+    with pytest.raises(ConfigError, match=r"model -> file: cannot read .*junk\.safetensors"):
+        check_feasible(config)
 
 
 def test_the_conda_environment_keeps_in_step_with_pyproject():

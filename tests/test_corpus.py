@@ -1,8 +1,16 @@
+import hashlib
+
 import pyarrow.parquet as pq
 import pytest
 
 from folkrnn_lens.abc import AbcError
-from folkrnn_lens.corpus import abc_files, build_corpus, load_transcription, music21_corpus_dir
+from folkrnn_lens.corpus import (
+    abc_files,
+    build_corpus,
+    load_transcription,
+    music21_corpus_dir,
+    read_corpus_sources,
+)
 from folkrnn_lens.tokens import TokenFormatError, read_token_file
 
 from .conftest import EXCERPT
@@ -46,6 +54,7 @@ def test_build_corpus_keeps_good_tunes_and_tabulates_the_bad_one(tmp_path):
     assert "phr" in frame.loc[1, "reason"].lower()
     assert frame["position"].tolist()[0::2] == [1, 2]
     assert frame["n_tokens"][0] == 2 + len(tunes[0].body)
+    assert read_corpus_sources(table) == {str(source): hashlib.sha256(ABC.encode()).hexdigest()}
 
 
 def test_abc_sources_can_be_folders_and_music21_collections(tmp_path):
@@ -75,3 +84,27 @@ def test_load_transcription_from_abc_by_x_or_title_and_from_tokens(tmp_path, exc
         load_transcription({"abc": str(source), "x": 2})
     with pytest.raises(TokenFormatError, match="asked for tune 40"):
         load_transcription({"tokens": str(EXCERPT), "index": 40})
+
+
+def test_a_byte_order_mark_loses_no_tune(tmp_path):
+    source = tmp_path / "tunes.abc"
+    source.write_text(ABC, encoding="utf-8-sig")  # as Windows editors save UTF-8
+    tokens, table = tmp_path / "out" / "tunes.txt", tmp_path / "out" / "tunes.parquet"
+    build_corpus([str(source)], tokens, table)
+    assert pq.read_table(table).column("x").to_pylist() == [1, 2, 3]
+    first = load_transcription({"abc": str(source)})  # neither x nor title: the first tune
+    assert (first.title, first.tokens) == ("Good Reel", read_token_file(tokens)[0].tokens)
+
+
+def test_an_empty_abc_file_is_named(tmp_path):
+    source = tmp_path / "empty.abc"
+    source.write_text("\n\n")
+    with pytest.raises(AbcError, match=rf"^{source}: no tunes in the file$"):
+        load_transcription({"abc": str(source)}, "empty")
+
+
+@pytest.mark.parametrize("key, expected", [("abc", "an ABC file"), ("tokens", "a token file")])
+def test_a_folder_given_as_the_file_is_named(tmp_path, key, expected):
+    message = rf"transcription 'x': {key}: '{tmp_path}' is a folder; expected {expected}"
+    with pytest.raises(IsADirectoryError, match=message):
+        load_transcription({key: str(tmp_path)}, "x")

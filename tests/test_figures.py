@@ -274,3 +274,12 @@ def test_mp4_without_ffmpeg_says_so(tmp_path, monkeypatch):
 
 def test_frame_durations():
     assert F.frame_durations(3, 1.0, 2.0) == [1.0, 1.0, 3.0]
+
+
+@pytest.mark.parametrize("kind", ["distance", "magnitude", "signed", "cross", "onehot"])
+def test_colours_in_blocks_of_rows_equal_colouring_the_whole_matrix(kind, monkeypatch):
+    rng = np.random.default_rng(2)
+    matrix = rng.uniform(0, 2, (17, 17)) if kind == "distance" else rng.uniform(-1, 1, (17, 17))
+    whole = F.band_colours(matrix, kind, F.Style())
+    monkeypatch.setattr(F, "COLOUR_ROWS", 4)
+    np.testing.assert_array_equal(F.band_colours(matrix, kind, F.Style()), whole)

@@ -266,7 +266,8 @@ def test_matrices_of_a_transcription_match_the_definitions(tables, tmp_path):
         summary_html=tmp_path / "summary.html",
     )
     data = np.load(tmp_path / "matrices.npz")
-    assert set(data.files) == {*plan.names, "tokens", "bars"}
+    assert set(data.files) == {*plan.names, "tokens", "bars", "steps"}
+    np.testing.assert_array_equal(data["steps"], np.arange(len(capture.input_tokens)))
     n = len(capture.input_tokens)
     assert data["tokens"].tolist() == capture.input_tokens
     np.testing.assert_array_equal(data["onehot"], reference_onehot(capture.input_tokens))
@@ -347,3 +348,72 @@ def test_matrix_kind_inverts_matrix_name():
         assert M.matrix_kind(M.matrix_name(kind, 2, "h", "c")) == kind
     with pytest.raises(ValueError, match="not a matrix name"):
         M.matrix_kind("L2.h")
+
+
+@pytest.mark.parametrize("kind", M.KINDS)
+def test_band_counts_in_blocks_of_rows_equal_counting_every_pair_at_once(kind, monkeypatch):
+    """A long tune's matrix is counted a few rows at a time; the counts are those of
+    all unique pairs of different steps gathered at once."""
+    rng = np.random.default_rng(1)
+    matrix = rng.uniform(0, 2, (23, 23)) if kind == "distance" else rng.uniform(-1, 1, (23, 23))
+    if kind != "cross":
+        matrix = (matrix + matrix.T) / 2
+    monkeypatch.setattr(M, "BAND_ROWS", 5)
+    low, high = (0.3, 1.7) if kind == "distance" else (0.2, 0.8)
+    counts = M.band_counts(matrix, kind, low, high)
+    values = M.pair_values(matrix, kind != "cross")
+    magnitude = values if kind in ("distance", "signed", "cross") else np.abs(values)
+    assert counts.n_pairs == values.size
+    if kind == "distance":
+        assert (counts.n_low, counts.n_high) == ((values <= low).sum(), (values >= high).sum())
+    else:
+        assert counts.n_low == (np.abs(values) <= low).sum()
+        assert counts.n_high == (magnitude >= high).sum()
+    assert counts.n_opposite == ((values <= -high).sum() if kind in ("signed", "cross") else None)
+
+
+def test_the_matrices_stage_writes_each_matrix_as_it_goes(tmp_path):
+    """matrices.npz holds the same arrays as compute_matrices, in the plan's order then
+    tokens and bars, written one at a time (NpzWriter)."""
+    model = small_model()
+    capture = model.read([["M:4/4", "K:Cmaj", "C", "D", "|", "E", "F", "|", "G", "A", "|"]])[0]
+    provenance = _provenance(model)
+    write_capture(capture, provenance, tmp_path / "steps.parquet", tmp_path / "activations.parquet")
+    plan = M.analyse_transcription(
+        "t",
+        tmp_path / "steps.parquet",
+        tmp_path / "activations.parquet",
+        tmp_path / "m.npz",
+        tmp_path / "s.parquet",
+    )
+    expected = M.compute_matrices(tmp_path / "steps.parquet", tmp_path / "activations.parquet", plan)
+    with np.load(tmp_path / "m.npz") as written:
+        assert list(written.keys()) == [*plan.names, "tokens", "bars", "steps"] == list(expected)
+        for key in expected:
+            np.testing.assert_array_equal(written[key], expected[key])
+
+
+def _provenance(model):
+    return Provenance(model_file="test", model_sha256="-", vocab=model.vocab, mode="read")
+
+
+def test_a_window_of_steps_gives_that_block_of_every_matrix(tmp_path):
+    """window (start, stop): the matrices of steps start..stop-1 are that block of the
+    whole tune's matrices; tokens, bars and steps say which steps they are."""
+    model = small_model()
+    tokens = ["M:4/4", "K:Cmaj", *("C D | E F | G A | B c |".split() * 2)]
+    capture = model.read([tokens])[0]
+    steps, acts = tmp_path / "steps.parquet", tmp_path / "activations.parquet"
+    write_capture(capture, _provenance(model), steps, acts)
+    plan = M.plan_analysis({})
+    whole = M.compute_matrices(steps, acts, plan)
+    M.analyse_transcription("t", steps, acts, tmp_path / "w.npz", tmp_path / "s.parquet", window=(5, 17))
+    with np.load(tmp_path / "w.npz") as window:
+        np.testing.assert_array_equal(window["steps"], np.arange(5, 17))
+        assert window["tokens"].tolist() == capture.input_tokens[5:17]
+        np.testing.assert_array_equal(window["bars"], whole["bars"][5:17])
+        for name in plan.names:
+            np.testing.assert_allclose(window[name], whole[name][5:17, 5:17], atol=1e-6, err_msg=name)
+    assert (pd.read_parquet(tmp_path / "s.parquet")["n_steps"] == 12).all()
+    with pytest.raises(ValueError, match="window of steps 20..39 does not fit a tune of"):
+        M.compute_matrices(steps, acts, plan, window=(20, 40))

@@ -1,15 +1,26 @@
+import io
+import logging
+import os
 import pickle
 import random
+import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 
+import folkrnn_lens.model as model_module
+from folkrnn_lens import convert
 from folkrnn_lens.model import (
+    MAX_LENGTH,
     QUANTITIES,
     CheckpointError,
     FolkRNN,
     UnknownTokenError,
+    checkpoint_header,
+    file_sha256,
     load_checkpoint,
     load_folkrnn_pickle,
     load_model,
@@ -270,3 +281,330 @@ def test_training_forward_matches_capture_softmax(excerpt, model):
     with torch.no_grad():
         p = torch.softmax(model(idx), dim=-1)[0].numpy()
     assert np.abs(p - model.read([tokens])[0].softmax).max() <= 1e-5
+
+
+# ---- the pickle loader runs nothing but numpy's array rebuilding ------------------------
+
+
+class RunsOnLoad:
+    """A pickle payload: unpickling calls ``call(*args)``."""
+
+    def __init__(self, call, *args):
+        self.call, self.args = call, args
+
+    def __reduce__(self):
+        return self.call, self.args
+
+
+def payloads(marker) -> dict:
+    """Each touches ``marker`` when unpickled by plain pickle.load."""
+    touch = ["touch", str(marker)]
+    return {
+        "os.system": RunsOnLoad(os.system, f"touch {marker}"),
+        "subprocess.Popen": RunsOnLoad(subprocess.Popen, touch),
+        "subprocess.check_output": RunsOnLoad(subprocess.check_output, touch),
+        "builtins.eval": RunsOnLoad(eval, f"open({str(marker)!r}, 'w').close()"),
+    }
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+@pytest.mark.parametrize(
+    "name", ["os.system", "subprocess.Popen", "subprocess.check_output", "builtins.eval"]
+)
+def test_a_pickle_that_runs_code_is_refused_before_it_runs(tmp_path, name, protocol):
+    marker = tmp_path / "ran"
+    path = tmp_path / "folkrnn_v2.pkl"
+    data = pickle.dumps(payloads(marker)[name], protocol=protocol, fix_imports=False)
+    path.write_bytes(data)
+    module, _, function = name.rpartition(".")
+    module = "(os|posix)" if module == "os" else module
+    with pytest.raises(
+        CheckpointError, match=rf"folkrnn_v2.pkl: refuses to load: .*global '{module}\.{function}'"
+    ):
+        load_model(path)
+    assert not marker.exists()
+    result = pickle.loads(data)  # what plain pickle.load does with the same file
+    if isinstance(result, subprocess.Popen):
+        result.wait()
+    assert marker.exists()
+
+
+def test_a_model_dict_with_a_call_inside_is_refused_before_anything_runs(tmp_path):
+    """A file that would load as a valid model after running its payload: refused when
+    the pickle names the payload's function, before any of it is called."""
+    marker = tmp_path / "ran"
+    vocab = small_model().vocab
+    params = folkrnn_pickle_params(len(vocab), 8, np.random.default_rng(0))
+    model_dict = {"token2idx": {token: k for k, token in enumerate(vocab)}, "param_values": params}
+    hidden = {**model_dict, "note": RunsOnLoad(os.system, f"touch {marker}")}
+    as_eval = RunsOnLoad(eval, f"open({str(marker)!r}, 'w').close() or {{}}")  # then a dict
+    for payload in (hidden, {**model_dict, "param_values": [as_eval, *params]}):
+        path = tmp_path / "model.pkl"
+        path.write_bytes(pickle.dumps(payload, protocol=2))
+        with pytest.raises(CheckpointError, match="refuses to load"):
+            load_model(path)
+        assert not marker.exists()
+    path.write_bytes(pickle.dumps(model_dict, protocol=2))
+    assert load_model(path).config.n_units == 8  # the same dict without the payload loads
+
+
+@pytest.mark.parametrize(
+    "program, refusal",
+    [
+        # _reconstruct asked to build something other than numpy.ndarray
+        (b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\ndtype\n(I0\ntS'b'\ntR.", "_reconstruct is given"),
+        (b"cnumpy\ndtype\n(S'O'\nI0\nI1\ntR.", "holds Python objects"),  # object arrays
+        (b"c_codecs\nencode\n(S'x'\nS'zlib'\ntR.", "_codecs.encode is given"),
+        (b"ccopy_reg\n_reconstructor\n(cnumpy\nndarray\ncnumpy\nndarray\nNtR.", "'copy_reg._reconstructor'"),
+    ],
+)
+def test_admitted_globals_build_nothing_but_arrays(tmp_path, program, refusal):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(program)
+    with pytest.raises(CheckpointError, match=rf"model.pkl: refuses to load: .*{refusal}"):
+        load_folkrnn_pickle(path)
+
+
+class Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2 did for folk-rnn: every string a byte string (STRING or
+    BINSTRING, read back with encoding="latin1"), numpy's module numpy.core.multiarray."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def save_byte_string(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        if self.proto == 0:
+            escaped = "".join(chr(b) if 32 <= b < 127 and b not in b"\\'" else f"\\x{b:02x}" for b in data)
+            self.write(b"S'" + escaped.encode("ascii") + b"'\n")
+        elif len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[str] = dispatch[bytes] = save_byte_string
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{obj.__qualname__}\n".encode("ascii"))
+        self.memoize(obj)
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_python_2_pickles_of_every_protocol_load(tmp_path, protocol):
+    """Every key folk-rnn's train_rnn.py saves (with cPickle, protocol 2): besides the
+    arrays, losses as 0-d arrays and numpy scalars (numpy.core.multiarray.scalar)."""
+    vocab = small_model().vocab
+    params = folkrnn_pickle_params(len(vocab), 8, np.random.default_rng(protocol))
+    saved = {
+        "configuration": "config5",
+        "experiment_id": "config5-data_v2-20160112-222521",
+        "epoch_since_start": 99,
+        "iters_since_start": 28000,
+        "losses_train": [np.array(1.25, dtype=np.float32), np.array(1.5, dtype=np.float32)],
+        "losses_eval_valid": [np.float64(1.31)],
+        "learning_rate": np.float32(0.003),
+        "token2idx": {token: k for k, token in enumerate(vocab)},
+        "param_values": params,
+    }
+    stream = io.BytesIO()
+    Python2Pickler(stream, protocol).dump(saved)
+    assert b"cnumpy.core.multiarray\nscalar\n" in stream.getvalue()
+    path = tmp_path / "folkrnn_v2.pkl"
+    path.write_bytes(stream.getvalue())
+    model = load_folkrnn_pickle(path)
+    assert model.vocab == vocab
+    np.testing.assert_array_equal(model.W_out.detach().numpy(), params[-2])
+    np.testing.assert_array_equal(model.W_x[0][:, :8].detach().numpy(), params[1])
+
+
+def test_a_pickle_whose_embedding_is_not_one_hot_is_refused(tmp_path):
+    """folk-rnn v2 feeds tokens one-hot (an identity embedding, never trained); a learned
+    embedding would be silently skipped by a model that reads rows of W_x."""
+    vocab = small_model().vocab
+    params = folkrnn_pickle_params(len(vocab), 8, np.random.default_rng(0))
+    params[0] = params[0][::-1].copy()
+    path = tmp_path / "folkrnn_v2.pkl"
+    write_folkrnn_pickle(path, vocab, params)
+    with pytest.raises(CheckpointError, match=r"param_values\[0\] is not the one-hot \(identity\) embedding"):
+        load_folkrnn_pickle(path)
+
+
+# ---- converting a pickle into a checkpoint -----------------------------------------------
+
+
+def test_convert_writes_a_checkpoint_that_reads_exactly_as_the_pickle(tmp_path, excerpt):
+    vocab = small_model().vocab
+    pickle_path, out = tmp_path / "folkrnn_v2.pkl", tmp_path / "models" / "folkrnn_v2.safetensors"
+    write_folkrnn_pickle(pickle_path, vocab, folkrnn_pickle_params(len(vocab), 16, np.random.default_rng(3)))
+    assert convert.main([str(pickle_path), str(out)]) == 0
+    extra = checkpoint_header(out)["extra"]
+    assert extra == {"converted_from": "folkrnn_v2.pkl", "source_sha256": file_sha256(pickle_path)}
+    tunes = [tune.tokens for tune in excerpt[:3]]
+    for original, converted in zip(load_model(pickle_path).read(tunes), load_model(out).read(tunes)):
+        np.testing.assert_array_equal(original.activations, converted.activations)
+        np.testing.assert_array_equal(original.softmax, converted.softmax)
+    with pytest.raises(SystemExit):  # an existing checkpoint stays unless --force
+        convert.main([str(pickle_path), str(out)])
+    first = file_sha256(out)
+    assert convert.main([str(pickle_path), str(out), "--force"]) == 0
+    assert file_sha256(out) == first  # the same pickle makes the same bytes: stable provenance
+
+
+def test_convert_refuses_a_malicious_pickle_and_writes_nothing(tmp_path, capsys):
+    marker, out = tmp_path / "ran", tmp_path / "model.safetensors"
+    pickle_path = tmp_path / "folkrnn_v2.pkl"
+    pickle_path.write_bytes(pickle.dumps(RunsOnLoad(os.system, f"touch {marker}")))
+    assert convert.main([str(pickle_path), str(out)]) == 1
+    assert "refuses to load" in capsys.readouterr().err
+    assert not marker.exists() and not out.exists()
+
+
+def test_convert_runs_as_a_module(tmp_path):
+    vocab = small_model().vocab
+    pickle_path, out = tmp_path / "folkrnn_v2.pkl", tmp_path / "folkrnn_v2.safetensors"
+    write_folkrnn_pickle(pickle_path, vocab, folkrnn_pickle_params(len(vocab), 8, np.random.default_rng(0)))
+    command = [sys.executable, "-m", "folkrnn_lens.convert", str(pickle_path), str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "3 layers of 8 units" in done.stdout and file_sha256(pickle_path) in done.stdout
+    assert load_model(out).config.n_units == 8
+
+
+# ---- damaged checkpoints name the file ---------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["empty", "half", "random bytes", "data short"])
+def test_a_damaged_checkpoint_is_an_error_naming_the_file(tmp_path, model, damage):
+    whole = tmp_path / "whole.safetensors"
+    save_checkpoint(model, whole)
+    data = whole.read_bytes()
+    damaged = {
+        "empty": b"",
+        "half": data[: len(data) // 2],
+        "random bytes": np.random.default_rng(0).bytes(4096),
+        "data short": data[:-64],  # the header parses; its tensors end past the file
+    }[damage]
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(damaged)
+    for load in (load_checkpoint, checkpoint_header, load_model):
+        with pytest.raises(CheckpointError, match=r"model.safetensors: not a complete checkpoint"):
+            load(path)
+
+
+@pytest.mark.parametrize("change", ["missing tensor", "wrong shape"])
+def test_a_checkpoint_whose_tensors_do_not_fit_names_the_file(tmp_path, model, change):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    whole = tmp_path / "whole.safetensors"
+    save_checkpoint(model, whole)
+    with safe_open(str(whole), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    if change == "missing tensor":
+        del tensors["W_out"]
+    else:
+        tensors["W_out"] = tensors["W_out"][:, :5].contiguous()
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(
+        CheckpointError, match=r"model.safetensors: weights do not fit the stored config.*W_out"
+    ):
+        load_model(path)
+
+
+# ---- read and generate refuse what they cannot do -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "transcriptions, error, message",
+    [
+        ([], ValueError, "read was given no transcriptions"),
+        ("M:4/4 K:Cmaj A B", TypeError, "read takes a list of transcriptions"),
+        (["M:4/4 K:Cmaj A B"], TypeError, r"transcription is a string, not a list of tokens.*split\(\)"),
+        ([["M:4/4", "K:Cmaj", "A", "</s>", "B"]], ValueError, "token '</s>' at position 4"),
+        ([["<s>", "M:4/4", "K:Cmaj", "A"]], ValueError, "transcription starts with '<s>'"),
+        (
+            [["M:4/4", "K:Cmaj", "A"], ["M:4/4", "K:Cmaj", "H7"]],
+            UnknownTokenError,
+            "transcription 1: token 'H7'",
+        ),
+    ],
+)
+def test_read_refuses_what_is_not_a_list_of_tunes(model, transcriptions, error, message):
+    with pytest.raises(error, match=message):
+        model.read(transcriptions)
+
+
+@pytest.mark.parametrize(
+    "arguments, error, message",
+    [
+        ({"seeds": []}, ValueError, "no seeds"),
+        ({"seeds": 3}, TypeError, "seeds must be a list of ints"),
+        ({"seeds": [1.5]}, TypeError, "seeds must be ints, got 1.5"),
+        ({"seeds": ["1"]}, TypeError, "seeds must be ints"),
+        ({"seeds": [-1]}, ValueError, "seeds must be 0 or more"),
+        ({"max_length": 10.5}, TypeError, "max_length must be an int, got 10.5"),
+        ({"max_length": "100"}, TypeError, "max_length must be an int"),
+        ({"max_length": True}, TypeError, "max_length must be an int, got True"),
+        ({"max_length": MAX_LENGTH + 1}, ValueError, f"max_length must be from 1 to {MAX_LENGTH}"),
+        ({"max_length": 0}, ValueError, "max_length must be from 1"),
+        ({"temperature": float("nan")}, ValueError, "temperature must be a positive finite number, got nan"),
+        ({"temperature": float("inf")}, ValueError, "temperature must be a positive finite number, got inf"),
+        ({"temperature": 0.0}, ValueError, "temperature must be a positive"),
+        ({"temperature": -1}, ValueError, "temperature must be a positive"),
+        ({"temperature": "1"}, TypeError, "temperature must be a number"),
+        ({"prime": "M:4/4 K:Cmaj"}, TypeError, "prime is a string, not a list of tokens"),
+        (
+            {"prime": ["Q"]},
+            UnknownTokenError,
+            "prime: token 'Q' at position 0 is not in the model's vocabulary",
+        ),
+        ({"prime": ["M:4/4", "</s>"]}, ValueError, "prime: token '</s>' at position 1"),
+    ],
+)
+def test_generate_refuses_arguments_it_cannot_use(model, arguments, error, message):
+    arguments = {"seeds": [0], "max_length": 20} | arguments
+    with pytest.raises(error, match=message):
+        model.generate(**arguments)
+
+
+# ---- generation's record -----------------------------------------------------------------
+
+
+def test_generation_records_in_chunks_and_reads_back_exactly_across_them(model, monkeypatch):
+    """Tunes longer than a chunk: the record grows a chunk at a time, never copied while
+    it grows, and reading the tune still gives exactly what generating it recorded."""
+    monkeypatch.setattr(model_module, "RECORD_CHUNK", 16)
+    sizes, record_buffer = [], FolkRNN._record_buffer
+
+    def counted_record_buffer(self, slots, batch):
+        sizes.append(slots)
+        return record_buffer(self, slots, batch)
+
+    monkeypatch.setattr(FolkRNN, "_record_buffer", counted_record_buffer)
+    captures = model.generate([1, 2, 3], temperature=0.9, max_length=100)
+    steps = max(len(capture.input_tokens) for capture in captures)
+    assert steps > 16 and sizes == [min(16, 100 - k) for k in range(0, steps, 16)]
+    for capture in captures:
+        finished = capture.output_tokens[-1] == "</s>"
+        tokens = capture.input_tokens[1:] if finished else capture.output_tokens
+        read = model.read([tokens])[0]
+        n = len(capture.input_tokens)
+        np.testing.assert_array_equal(read.activations[:, :, :n], capture.activations)
+        if finished:
+            np.testing.assert_array_equal(read.softmax, capture.softmax)
+
+
+def test_a_tune_cut_at_max_length_is_a_warning_naming_seed_and_length(model, caplog):
+    with torch.no_grad():
+        model.b_out[model.token2idx["</s>"]] = -1e4  # never ends
+    with caplog.at_level(logging.WARNING, logger="folkrnn_lens.model"):
+        (capture,) = model.generate([7], max_length=12)
+    assert len(capture.input_tokens) == 12
+    assert "seed 7: the tune reached max_length 12 steps without </s>" in caplog.text
+    caplog.clear()
+    with torch.no_grad():
+        model.b_out[model.token2idx["</s>"]] = 1e4  # ends at once
+    with caplog.at_level(logging.WARNING, logger="folkrnn_lens.model"):
+        (capture,) = model.generate([7], max_length=12)
+    assert capture.output_tokens == ["</s>"] and not caplog.text

@@ -1,20 +1,29 @@
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
+from folkrnn_lens.names import QUANTITIES
 from folkrnn_lens.resemblance import (
+    LazyGramians,
+    Settings,
     bar_permutation_orders,
+    bytes_per_matrix,
     circular_shift_null,
     circular_shift_orders,
     circular_shift_test,
+    comparison_chunks,
     fft_length,
+    gramians_of,
     holm,
     linear_cka,
+    matrices_per_chunk,
     pearson,
     permutation_test,
     ranks,
     shifted_pair,
     statistic,
+    transient_bytes,
 )
 from folkrnn_lens.saturation import saturation_fractions, saturation_table
 
@@ -168,3 +177,59 @@ def test_saturation_fractions_and_table():
     table = saturation_table({(2, "f"): values, (1, "i"): values[:, :2]})
     assert table[["layer", "gate"]].drop_duplicates().values.tolist() == [[1, "i"], [2, "f"]]
     assert len(table) == 5 and table["n_steps"].eq(4).all()
+
+
+def tune_gramians(rng, n=60, layers=(1, 2), quantities=("f", "h")):
+    """X^T X of a tune with repeating tokens and bars, and random activations per (layer, quantity)."""
+    tokens = [str(k) for k in rng.integers(0, 6, size=n)]
+    bars = np.repeat(np.arange(n // 6), 6)
+    acts = {(layer, q): rng.normal(size=(n, 8)) for layer in layers for q in quantities}
+    settings = Settings(tuple(layers), tuple(quantities), bar_permutations=19)
+    return tokens, bars, acts, settings
+
+
+def test_a_long_tune_in_chunks_gives_the_table_of_all_at_once(rng):
+    """Under a memory budget that fits two matrices at a time, every comparison is
+    still made, with the same statistics and p-values (the nulls use the same orders)."""
+    tokens, bars, acts, settings = tune_gramians(rng)
+    whole = settings.table(gramians_of(lambda layer, q: acts[layer, q], tokens, settings), bars)
+    n = len(tokens)
+    assert matrices_per_chunk(n, transient_bytes(n) + 2 * bytes_per_matrix(n)) == 2
+    calls = []
+    lazy = LazyGramians(lambda layer, q: acts[layer, q], tokens, settings, keep=2)
+    chunked = settings.table(
+        lazy,
+        bars,
+        memory_bytes=transient_bytes(n) + 2 * bytes_per_matrix(n),
+        progress=lambda count, what: calls.append((count, what)),
+    )
+    total = len(settings.comparisons()) * len(settings.statistics)
+    assert sum(count for count, _ in calls) == total  # every comparison reported done
+    pd.testing.assert_frame_equal(whole, chunked, check_exact=False, rtol=1e-12, atol=1e-12)
+
+
+def test_chunks_keep_the_comparisons_of_one_b_together():
+    """Each chunk's bar null permutes each of its b's once for every comparison
+    against it, so a b's comparisons are cut only where a chunk ends."""
+    settings = Settings((1, 2, 3), QUANTITIES)
+    comparisons = [c for c in settings.comparisons() if c.shift == 0]
+    rows = list(range(len(comparisons)))
+    for most in (3, 4, 8, 15):
+        chunks = comparison_chunks(rows, comparisons, most)
+        assert sorted(row for chunk in chunks for row in chunk) == rows
+        for chunk in chunks:
+            assert len({m for row in chunk for m in (comparisons[row].a, comparisons[row].b)}) <= most
+        permuted = sum(len({comparisons[row].b for row in chunk}) for chunk in chunks)
+        assert permuted <= len({c.b for c in comparisons}) + len(chunks) - 1, most
+
+
+def test_lazy_gramians_equal_the_eager_ones_and_keep_only_a_few(rng):
+    tokens, bars, acts, settings = tune_gramians(rng)
+    eager = gramians_of(lambda layer, q: acts[layer, q], tokens, settings)
+    lazy = LazyGramians(lambda layer, q: acts[layer, q], tokens, settings, keep=2)
+    assert list(lazy) == list(eager)
+    for name in eager:
+        np.testing.assert_array_equal(lazy[name], eager[name])
+    assert len(lazy._cache) == 2
+    with pytest.raises(KeyError):
+        lazy["L9.h.abs"]

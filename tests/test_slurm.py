@@ -68,8 +68,36 @@ def test_profile_names_existing_rules_with_runtime_and_memory():
     rules = set(re.findall(r"^rule (\w+):", rule_files, re.M))
     assert set(profile["set-resources"]) <= rules, "the profile names a rule that does not exist"
     assert set(profile["groups"]) <= rules
+    bodies = dict(re.findall(r"^rule (\w+):\n((?:(?:    .*)?\n)*)", rule_files, re.M))
     for rule, resources in profile["set-resources"].items():
-        assert {"runtime", "mem_mb"} <= set(resources), rule
+        costed = "runtime=cost(" in bodies[rule]  # declared by the rule, from the cost model
+        assert {"runtime", "mem_mb"} <= set(resources) or costed, rule
+        assert not ({"runtime", "mem_mb"} & set(resources) and costed), f"{rule}: declared twice"
+
+
+@needs_plugin
+def test_a_longer_tune_asks_for_more_memory_and_time(tmp_path):
+    """The jobs of each transcription ask for what the cost model predicts for its length."""
+    long_tune = " ".join(["A", "B", "c", "d", "|"] * 400)
+    (tmp_path / "long.txt").write_text(f"M:4/4\nK:Cmaj\n{long_tune}\n")
+    config = corpus_config(tmp_path, 0)
+    config["transcriptions"] = {
+        "short": {"tokens": str(EXCERPT)},
+        "long": {"tokens": str(tmp_path / "long.txt")},
+    }
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    asked = {}
+    for rule, _, text in job_blocks(dry_run(workdir)):
+        name = re.search(r"wildcards: name=(\S+)", text)
+        resources = re.search(r"resources: (.*)", text)
+        if name and resources and rule in ("matrices", "figures", "resemblance"):
+            values = dict(re.findall(r"(mem_mb|runtime)=(\d+)", resources.group(1)))
+            asked[rule, name.group(1)] = (int(values["mem_mb"]), int(values["runtime"]))
+    for rule in ("matrices", "figures", "resemblance"):
+        assert asked[rule, "long"][0] > asked[rule, "short"][0], rule
+        assert asked[rule, "long"][1] >= asked[rule, "short"][1], rule
 
 
 @needs_plugin

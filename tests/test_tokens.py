@@ -7,7 +7,9 @@ from folkrnn_lens.tokens import (
     Transcription,
     bar_indices,
     format_token_text,
+    is_tune_token,
     parse_token_text,
+    read_token_file,
     select_transcription,
 )
 
@@ -80,3 +82,36 @@ def test_parsing_arbitrary_text_raises_only_the_declared_error(text):
     except TokenFormatError:
         return
     assert parse_token_text(format_token_text(tunes)) == tunes
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("M:6/8\nK:Cmaj\n", "tune at line 5: the tune has no body (no notes)"),
+        ("M:6/8\nK:Cmaj\n|: z 2 :|\n", "tune at line 5: the tune's body has no notes"),
+    ],
+)
+def test_a_tune_without_notes_is_refused_as_the_abc_path_refuses_it(text, message):
+    with pytest.raises(TokenFormatError, match="tunes.txt") as error:
+        parse_token_text("M:4/4\nK:Cmaj\nA B |\n\n" + text, "tunes.txt")
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_token_files_may_start_with_a_byte_order_mark(tmp_path, encoding):
+    path = tmp_path / "tunes.txt"
+    path.write_text("M:4/4\nK:Cmaj\nA B |\n", encoding=encoding)
+    assert read_token_file(path) == [Transcription("M:4/4", "K:Cmaj", ("A", "B", "|"))]
+
+
+def test_a_token_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "tunes.txt"
+    path.write_bytes(b"M:4/4\nK:Cmaj\nA \xff |\n")
+    with pytest.raises(TokenFormatError, match=r"tunes\.txt: not a UTF-8 text file"):
+        read_token_file(path)
+
+
+def test_tune_tokens_are_those_of_the_format(excerpt):
+    assert all(is_tune_token(token) for tune in excerpt for token in tune.tokens)
+    for token in ["Q", "<s>", "</s>", "M:4/4 K:Cmaj", "K:Dmaj", "(1", "^^^A", "A2", "||", " A"]:
+        assert not is_tune_token(token), token

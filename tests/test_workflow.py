@@ -1,5 +1,6 @@
 """The Snakemake workflow end to end, run as a user runs it."""
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -105,6 +106,33 @@ def test_results_are_the_same_bytes_with_one_or_two_jobs(tmp_path):
         assert outputs[0][name] == outputs[1][name], name
 
 
+def test_editing_a_source_file_reruns_what_depends_on_it(tmp_path):
+    """The ABC file of a transcription is an input: an edit re-tokenises it (and
+    re-reads it through the model), `--summary` says why, and the tables' provenance
+    names the source and its SHA-256."""
+    config = tiny_config(tmp_path)
+    config["transcriptions"] = {"reel": config["transcriptions"]["reel"]}
+    workdir = make_workdir(tmp_path / "run", config)
+    folder = workdir / "results" / "transcriptions" / "reel"
+    targets = [f"results/transcriptions/reel/{f}" for f in ("tokens.txt", "activations.parquet")]
+    run_snakemake(workdir, "-j", "2", *targets)
+    before = (folder / "tokens.txt").read_text()
+    source = tmp_path / "tunes.abc"
+    meta = read_provenance(folder / "activations.parquet")
+    assert meta["source_file"] == str(source)
+    assert meta["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+
+    source.write_text(ABC.replace("FAAB AFED", "GAAB AFED"))
+    summary = run_snakemake(workdir, "--summary", *targets).stdout
+    tokens_line = next(line for line in summary.splitlines() if line.startswith(targets[0]))
+    assert "updated input files" in tokens_line and "update pending" in tokens_line
+    run_snakemake(workdir, "-j", "2", *targets)
+    after = (folder / "tokens.txt").read_text()
+    assert (before.split()[2], after.split()[2]) == ("E", "F")  # F -> G in D: E -> F in C
+    meta = read_provenance(folder / "activations.parquet")
+    assert meta["source_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def failure_before_any_job(workdir: Path) -> str:
     """Run the workflow in ``workdir``, expecting it to stop before any job ran;
     return what it printed."""
@@ -113,6 +141,22 @@ def failure_before_any_job(workdir: Path) -> str:
     assert result.returncode != 0
     assert not (workdir / "results").exists()
     return result.stdout + result.stderr
+
+
+def test_a_tune_over_the_limits_is_refused_before_any_job_and_a_window_admits_it(tmp_path):
+    config = tiny_config(tmp_path)
+    body = " ".join(["A", "B", "c", "d", "|"] * 600)
+    (tmp_path / "long.txt").write_text(f"M:4/4\nK:Cmaj\n{body}\n")
+    config["transcriptions"] = {"long": {"tokens": str(tmp_path / "long.txt")}}
+    config["limits"] = {"runtime": 2}
+    output = failure_before_any_job(make_workdir(tmp_path / "refused", config))
+    assert "transcription 'long' has 3,003 steps" in output and "over limits.runtime 2 min" in output
+    assert "resemblance: {bar_permutations: 0}" in output
+    config["transcriptions"]["long"]["window"] = {"start": 0, "stop": 300}
+    run_snakemake(make_workdir(tmp_path / "window", config), "-n")
+    config["transcriptions"]["long"]["window"] = {"start": 3000, "stop": 3010}
+    output = failure_before_any_job(make_workdir(tmp_path / "outside", config))
+    assert "transcriptions -> long -> window: steps 3000..3009 do not fit the tune's 3003 steps" in output
 
 
 def test_a_bad_config_fails_before_any_job_with_the_key_named(tmp_path):

@@ -4,7 +4,8 @@
 rule read_activations:
     input:
         model=model_file(),
-        tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
+        tokens=rules.tokenize_transcription.output.tokens,
+        source=transcription_source,
     output:
         steps=f"{RESULTS}/transcriptions/{{name}}/steps.parquet",
         activations=f"{RESULTS}/transcriptions/{{name}}/activations.parquet",
@@ -18,8 +19,8 @@ rule read_activations:
         ENV
     threads: config["torch_threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=cost("activations", "mem_mb"),
+        runtime=cost("activations", "runtime"),
         gpu=gpus(),
     params:
         layers=config["record"]["layers"],
@@ -47,8 +48,8 @@ rule generate_activations:
         ENV
     threads: config["torch_threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=cost("activations", "mem_mb"),
+        runtime=cost("activations", "runtime"),
         gpu=gpus(),
     params:
         generation=lambda wildcards: config["transcriptions"][wildcards.name][

@@ -8,7 +8,9 @@ import sys
 # put it on their own path the same way, so no install is needed in a job's env).
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "src"))
 
-from folkrnn_lens.config import check_config, check_references
+from folkrnn_lens.config import check_config, check_feasible, check_references
+from folkrnn_lens.corpus import abc_files, load_transcription, resolve_source
+from folkrnn_lens.cost import check_limits
 from folkrnn_lens.corpus_analysis import PART_TABLES
 from folkrnn_lens.matrices import plan_analysis
 from folkrnn_lens.tune_resemblance import saturation_thresholds
@@ -21,6 +23,7 @@ validate(config, schema="../schemas/config.schema.yaml")
 check_references(
     config
 )  # names of corpora, transcriptions, analyses: what the schema cannot say
+check_feasible(config)  # primes and layers against max_length and the model's header
 
 RESULTS = "results"
 ENV = "../../envs/folkrnn-lens.yaml"
@@ -147,6 +150,21 @@ def name_pattern(names):
     return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
+def transcription_source(wildcards):
+    """The ABC or token file a read transcription comes from: an input, so editing
+    it re-runs its tokens and everything after them."""
+    spec = config["transcriptions"][wildcards.name]
+    return str(resolve_source(spec["abc"] if "abc" in spec else spec["tokens"]))
+
+
+def corpus_source_files(wildcards):
+    """Every ABC file of a corpus's sources (folders listed), as inputs."""
+    return [
+        str(path)
+        for _, path in abc_files(config["corpora"][wildcards.corpus]["sources"])
+    ]
+
+
 def model_file():
     file = config["model"]["file"]
     return UNTRAINED_MODEL if file == "untrained" else file
@@ -247,3 +265,53 @@ def all_outputs():
     for first, second in config["corpus_comparisons"]:
         outputs += corpus_comparison_outputs(first, second)
     return outputs
+
+
+# ---- cost: what each transcription's jobs need (folkrnn_lens.cost) ----
+
+
+def planned_steps(name):
+    """The steps a transcription's analysis will have, known before any job: a read
+    tune's tokens (tokenised here, cheaply), a generated one's max_length at most,
+    a window's length. None where the source cannot be read: its own job says why."""
+    spec = config["transcriptions"][name]
+    if "generate" in spec:
+        steps = spec["generate"]["max_length"]
+    else:
+        try:
+            steps = len(load_transcription(spec, name).tokens) + 1  # and <s>
+        except (OSError, ValueError):
+            return None
+    if "window" not in spec:
+        return steps
+    start, stop = spec["window"]["start"], spec["window"]["stop"]
+    if not start + 2 <= stop <= steps and "generate" not in spec:
+        raise ValueError(
+            f"config error at transcriptions -> {name} -> window: steps {start}..{stop - 1} do not fit "
+            f"the tune's {steps} steps (0..{steps - 1}); it needs start + 2 <= stop <= {steps}"
+        )
+    return stop - start
+
+
+def transcription_costs():
+    """Each transcription's job costs; refused before any job where over the limits."""
+    costs = {}
+    for name in config["transcriptions"]:
+        steps = planned_steps(name)
+        costs[name] = check_limits(name, config, steps or DEFAULT_STEPS)
+    return costs
+
+
+DEFAULT_STEPS = 1000  # a tune whose length cannot be known yet is costed as this long
+COSTS = transcription_costs()
+
+
+def cost(stage, resource):
+    """A rule's resource (mem_mb, runtime) from its transcription's predicted cost."""
+    return lambda wildcards: getattr(COSTS[wildcards.name][stage], resource)
+
+
+def window(wildcards):
+    """The steps (start, stop) a transcription's analysis keeps, or None for all."""
+    spec = config["transcriptions"][wildcards.name].get("window")
+    return None if spec is None else (spec["start"], spec["stop"])

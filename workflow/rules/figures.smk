@@ -28,8 +28,8 @@ rule figures:
         ENV
     threads: 2  # the second encodes PNG/GIF while the first draws
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=cost("figures", "mem_mb"),
+        runtime=cost("figures", "runtime"),
     params:
         analysis=config["analysis"],
         layers=config["record"]["layers"],
@@ -37,6 +37,7 @@ rule figures:
         figure_dir=f"{ANALYSIS_FOLDER}/figures",
         animation_dir=f"{ANALYSIS_FOLDER}/animations",
         mp4=MP4,
+        window=window,
     script:
         "../scripts/draw_figures.py"
 
@@ -61,6 +62,9 @@ rule score:
         name=name_pattern(list(config["transcriptions"])),
     conda:
         ENV
+    resources:
+        mem_mb=cost("score", "mem_mb"),
+        runtime=cost("score", "runtime"),
     params:
         required=config["analysis"]["score"]["required"],
     script:

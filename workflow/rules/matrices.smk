@@ -24,11 +24,12 @@ rule matrices:
     conda:
         ENV
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=cost("matrices", "mem_mb"),
+        runtime=cost("matrices", "runtime"),
     params:
         analysis=config["analysis"],
         layers=config["record"]["layers"],
         quantities=config["record"]["quantities"],
+        window=window,
     script:
         "../scripts/compute_matrices.py"

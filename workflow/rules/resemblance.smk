@@ -33,13 +33,14 @@ rule resemblance:
     conda:
         ENV
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=cost("resemblance", "mem_mb"),
+        runtime=cost("resemblance", "runtime"),
     params:
         resemblance=config["resemblance"],
         layers=config["record"]["layers"],
         quantities=config["record"]["quantities"],
         dpi=config["analysis"]["figures"]["dpi"],
+        window=window,
     script:
         "../scripts/compare_gramians.py"
 

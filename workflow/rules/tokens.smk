@@ -2,6 +2,8 @@
 
 
 rule tokenize_transcription:
+    input:
+        source=transcription_source,
     output:
         tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
     log:
@@ -19,6 +21,8 @@ rule tokenize_transcription:
 
 
 rule build_corpus:
+    input:
+        sources=corpus_source_files,
     output:
         tokens=f"{RESULTS}/corpus/{{corpus}}/tunes.txt",
         table=f"{RESULTS}/corpus/{{corpus}}/tunes.parquet",

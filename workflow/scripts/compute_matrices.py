@@ -22,4 +22,5 @@ with log_to(snakemake.log[0]):
         recorded_layers=snakemake.params.layers,
         recorded_quantities=snakemake.params.quantities,
         summary_html=snakemake.output.table,
+        window=snakemake.params.window,
     )

@@ -24,4 +24,5 @@ with log_to(snakemake.log[0]):
         style=Style.from_config(params.analysis),
         threads=snakemake.threads,
         mp4=params.mp4,
+        window=params.window,
     )

@@ -18,4 +18,5 @@ with log_to(snakemake.log[0]):
         name=snakemake.wildcards.name,
         device=snakemake.params.device,
         threads=snakemake.params.torch_threads,
+        source_path=snakemake.input.source,
     )

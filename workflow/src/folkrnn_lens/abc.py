@@ -26,6 +26,9 @@ Anything that cannot be normalised without changing the music (other modes,
 meter or key changes, voices, multi-measure rests, unknown symbols...) makes
 the tune ``status="skipped"`` with a reason naming the line and the offending
 text; nothing is silently altered.
+
+Files are read as UTF-8, with or without a byte-order mark, and otherwise as
+Latin-1 (which older collections use).
 """
 
 from __future__ import annotations
@@ -581,26 +584,38 @@ def normalise_abc(text: str, source: str = "<string>") -> list[AbcTune]:
 def read_abc_file(path) -> list[AbcTune]:
     data = Path(path).read_bytes()
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig drops a byte-order mark, which would hide the first tune's X: line
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("latin-1")  # older collections are often Latin-1
     return normalise_abc(text, str(path))
 
 
-def select_tune(tunes: list[AbcTune], x: int | None = None, title: str | None = None) -> AbcTune:
-    """The first tune matching X: number and/or title (case-insensitive); must be ok."""
-    source = tunes[0].source if tunes else "<no tunes>"
+def select_tune(tunes: list[AbcTune], source: str, x: int | None = None, title: str | None = None) -> AbcTune:
+    """The one tune of file `source` with X: number `x` and/or `title` (case-insensitive);
+    with neither, the file's first tune. It must be ok, and no other tune may match."""
+    if not tunes:
+        raise AbcError(f"{source}: no tunes in the file")
     wanted = " and ".join(
         filter(None, [f"X:{x}" if x is not None else "", f"title '{title}'" if title is not None else ""])
     )
-    matches = [
-        t
-        for t in tunes
-        if (x is None or t.x == x) and (title is None or t.title.strip().lower() == title.strip().lower())
-    ]
+    if not wanted:
+        return _checked(tunes[0], source)
+    matches = [t for t in tunes if (x is None or t.x == x) and (title is None or _same_title(t.title, title))]
     if not matches:
-        raise AbcError(f"{source}: no tune with {wanted or 'any content'}")
-    tune = matches[0]
+        raise AbcError(f"{source}: no tune with {wanted}")
+    if len(matches) > 1:
+        numbers = ", ".join(f"X:{t.x} (line {t.line})" for t in matches)
+        hint = "" if None not in (x, title) else "; x: and title: together may single one out"
+        raise AbcError(f"{source}: {len(matches)} tunes with {wanted}: {numbers}{hint}")
+    return _checked(matches[0], source)
+
+
+def _same_title(a: str, b: str) -> bool:
+    return a.strip().lower() == b.strip().lower()
+
+
+def _checked(tune: AbcTune, source: str) -> AbcTune:
     if tune.status != "ok":
         raise AbcError(
             f"{source}: tune X:{tune.x} '{tune.title}' (line {tune.line}) was skipped: {tune.reason}"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+
+from .tokens import END, START, is_tune_token
 
 
 class ConfigError(ValueError):
@@ -14,12 +18,17 @@ class ConfigError(ValueError):
 
 
 def _where(error) -> str:
-    return " -> ".join(str(part) for part in error.absolute_path) or "(top level)"
+    return _path(error.absolute_path)
+
+
+def _path(parts) -> str:
+    return " -> ".join(str(part) for part in parts) or "(top level)"
 
 
 def check_config(config: dict, schema_path: str | Path) -> None:
     """Raise ConfigError naming the first problem jsonschema finds (the most
     specific one, where several branches of a choice failed)."""
+    check_finite(config)
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = Draft202012Validator(schema)
     error = best_match(validator.iter_errors(config))
@@ -35,6 +44,20 @@ def check_config(config: dict, schema_path: str | Path) -> None:
     elif error.validator == "additionalProperties" and "properties" in error.schema:
         message += f"; allowed keys: {sorted(error.schema['properties'])}"
     raise ConfigError(f"config error at {_where(error)}: {message}")
+
+
+def check_finite(value, parts: tuple = ()) -> None:
+    """Raise ConfigError at the first NaN or infinity (YAML's .nan, .inf): they pass
+    every minimum and maximum of the schema (comparisons with NaN are all false)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_finite(item, (*parts, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_finite(item, (*parts, index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        yaml_text = ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+        raise ConfigError(f"config error at {_path(parts)}: {yaml_text} is not a finite number")
 
 
 def _chosen_branch_error(error):
@@ -78,3 +101,105 @@ def check_references(config: dict) -> None:
     for pair in config.get("corpus_comparisons", []):
         for analysis in pair:
             check("corpus_comparisons", analysis, analyses, "corpus analyses")
+
+
+# ---- what config and the model file show cannot run (checked before any job)
+
+
+@dataclass(frozen=True)
+class _ModelFacts:
+    """What the configured model's file tells without loading weights; None: unknown."""
+
+    label: str
+    n_layers: int | None
+    vocab: frozenset[str] | None
+
+
+def check_feasible(config: dict) -> None:
+    """Raise ConfigError for what the config and the model's header show cannot run:
+    a prime that is not folk-rnn tokens, is not in the model's vocabulary or leaves no
+    room within max_length; a layer the model does not have. Run after validate(),
+    which fills the defaults."""
+    model = _model_facts(config["model"])
+    for where, generate in _generations(config):
+        _check_prime(where, generate, model)
+    for where, layers in _layer_lists(config):
+        _check_layers(where, layers, model)
+
+
+def _model_facts(model: dict) -> _ModelFacts:
+    file = model["file"]
+    if file == "untrained":
+        n_layers = model.get("untrained", {}).get("n_layers", 3)
+        return _ModelFacts(f"untrained, n_layers: {n_layers}", n_layers, None)
+    if not file.endswith(".safetensors") or not Path(file).is_file():
+        # a pickle's vocabulary and layers cost a full unpickling; a missing file may be
+        # a training run's output, not made yet
+        return _ModelFacts(file, None, None)
+    from safetensors import SafetensorError
+
+    from .model import CheckpointError, checkpoint_header  # imports torch: only when needed
+
+    try:
+        header = checkpoint_header(file)
+    except (CheckpointError, SafetensorError, OSError) as error:
+        raise ConfigError(f"config error at model -> file: cannot read {file}: {error}") from None
+    return _ModelFacts(file, header["config"]["n_layers"], frozenset(header["vocab"]))
+
+
+def _generations(config: dict):
+    """(where, settings) of every generation: transcriptions and corpus analyses."""
+    for name, spec in config["transcriptions"].items():
+        if "generate" in spec:
+            yield f"transcriptions -> {name} -> generate", spec["generate"]
+    for name, analysis in config.get("corpus_analysis", {}).items():
+        if "generate" in analysis["tunes"]:
+            yield f"corpus_analysis -> {name} -> tunes -> generate", analysis["tunes"]["generate"]
+
+
+def _check_prime(where: str, generate: dict, model: _ModelFacts) -> None:
+    prime = generate.get("prime", [])
+    for position, token in enumerate(prime):
+        _check_prime_token(f"{where} -> prime", token, position, model)
+    max_length = generate.get("max_length")  # validate() fills the default
+    if max_length is not None and len(prime) >= max_length:
+        raise ConfigError(
+            f"config error at {where} -> prime: {len(prime)} prime tokens leave no step to generate "
+            f"within max_length {max_length}"
+        )
+
+
+def _check_prime_token(where: str, token: str, position: int, model: _ModelFacts) -> None:
+    at = f"config error at {where}: token {token!r} (position {position})"
+    if token in (START, END):
+        raise ConfigError(f"{at}: generation starts after {START} and a prime cannot hold {START} or {END}")
+    # a known vocabulary decides (a model may be trained on tokens of its own); else the format
+    if model.vocab is not None:
+        if token not in model.vocab:
+            raise ConfigError(f"{at} is not in the vocabulary of {model.label}")
+    elif not is_tune_token(token):
+        raise ConfigError(
+            f"{at} is not a folk-rnn token (a meter like M:6/8, a mode like K:Cmaj, a note, rest, "
+            "length, bar line...)"
+        )
+
+
+def _layer_lists(config: dict):
+    """(where, layers) of every list of layers the config names."""
+    for section in ("record", "analysis", "resemblance"):
+        if "layers" in config.get(section, {}):
+            yield f"{section} -> layers", config[section]["layers"]
+    for name, analysis in config.get("corpus_analysis", {}).items():
+        if "layers" in analysis.get("resemblance", {}):
+            yield f"corpus_analysis -> {name} -> resemblance -> layers", analysis["resemblance"]["layers"]
+
+
+def _check_layers(where: str, layers: list[int], model: _ModelFacts) -> None:
+    if model.n_layers is None:
+        return
+    for layer in layers:
+        if not 1 <= layer <= model.n_layers:
+            raise ConfigError(
+                f"config error at {where}: layer {layer} does not exist: the model ({model.label}) "
+                f"has layers 1..{model.n_layers}"
+            )

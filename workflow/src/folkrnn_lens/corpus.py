@@ -8,7 +8,9 @@ skipped tune, the reason. One bad tune never stops the others.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from .tokens import Transcription, read_token_file, select_transcription, write_
 log = logging.getLogger(__name__)
 
 MUSIC21_PREFIX = "music21:"
+SOURCES_KEY = b"folkrnn_lens.sources"  # tunes.parquet's metadata: each ABC file's SHA-256
 
 TUNES_SCHEMA = pa.schema(
     [
@@ -90,7 +93,8 @@ def _tune_row(tune: AbcTune, tune_id: int, position: int | None) -> dict:
 def build_corpus(sources: list[str], tokens_path: str | Path, table_path: str | Path) -> pa.Table:
     """Tokenise every tune of the sources; write the token file and the tunes table."""
     rows, transcriptions = [], []
-    for label, path in abc_files(sources):
+    files = abc_files(sources)
+    for label, path in files:
         try:
             tunes = read_abc_file(path)
         except (OSError, UnicodeDecodeError) as error:  # an unreadable file skips only itself
@@ -105,6 +109,8 @@ def build_corpus(sources: list[str], tokens_path: str | Path, table_path: str | 
             rows.append(_tune_row(tune, len(rows), position))
     write_token_file(tokens_path, transcriptions)
     table = pa.Table.from_pylist(rows, schema=TUNES_SCHEMA)
+    sources = {label: _sha256(path) for label, path in files}
+    table = table.replace_schema_metadata({SOURCES_KEY: json.dumps(sources).encode()})
     Path(table_path).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, table_path)
     skipped = sum(row["status"] != "ok" for row in rows)
@@ -112,15 +118,32 @@ def build_corpus(sources: list[str], tokens_path: str | Path, table_path: str | 
     return table
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_corpus_sources(table_path: str | Path) -> dict[str, str]:
+    """The SHA-256 of every ABC file a corpus was built from, by its label."""
+    return json.loads((pq.read_schema(table_path).metadata or {})[SOURCES_KEY])
+
+
 def load_transcription(spec: dict, name: str = "") -> Transcription:
     """The transcription a config entry names: ``abc`` with ``x`` or ``title``, or
     ``tokens`` with the 1-based ``index`` of the tune in a token file."""
     if "abc" in spec:
-        tunes = read_abc_file(resolve_source(spec["abc"]))
-        tune = select_tune(tunes, x=spec.get("x"), title=spec.get("title"))
+        path = _transcription_file(spec, "abc", name, "an ABC file")
+        tune = select_tune(read_abc_file(path), spec["abc"], x=spec.get("x"), title=spec.get("title"))
         return Transcription(tune.meter, tune.mode, tune.body, tune.title)
     if "tokens" in spec:
-        path = resolve_source(spec["tokens"])
-        tune = select_transcription(read_token_file(path), spec.get("index", 1), str(path))
-        return tune
+        path = _transcription_file(spec, "tokens", name, "a token file")
+        return select_transcription(read_token_file(path), spec.get("index", 1), str(path))
     raise ValueError(f"transcription {name!r}: expected 'abc' or 'tokens', got keys {sorted(spec)}")
+
+
+def _transcription_file(spec: dict, key: str, name: str, expected: str) -> Path:
+    path = resolve_source(spec[key])
+    if path.is_dir():  # else reading it raises a bare IsADirectoryError
+        raise IsADirectoryError(
+            f"transcription {name!r}: {key}: {spec[key]!r} is a folder; expected {expected}"
+        )
+    return path

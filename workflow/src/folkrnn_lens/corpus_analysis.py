@@ -466,6 +466,8 @@ def run_part(
         "tunes": spec["tunes"],
         "model_file": str(model_path),
         "model_sha256": file_sha256(model_path),
+        "corpus_file": None if corpus_tokens is None else str(corpus_tokens),
+        "corpus_sha256": None if corpus_tokens is None else file_sha256(corpus_tokens),
         "settings": {key: getattr(settings, key) for key in settings.__dataclass_fields__},
     }
     count = sum(map(len, batches))

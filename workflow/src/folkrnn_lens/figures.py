@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .logs import eta
 from .matrices import Plan, band_limits
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,18 @@ def _rgb(colour: str) -> np.ndarray:
     return np.array(to_rgb(colour))
 
 
+COLOUR_ROWS = 256  # rows coloured at once: a long tune's float temporaries stay small
+
+
 def band_colours(matrix: np.ndarray, kind: str, style: Style) -> np.ndarray:
     """The (rows, cols, 3) uint8 RGB picture of a matrix in the bands of its kind."""
+    rgb = np.empty((*matrix.shape, 3), np.uint8)
+    for start in range(0, matrix.shape[0], COLOUR_ROWS):
+        rgb[start : start + COLOUR_ROWS] = _band_colours(matrix[start : start + COLOUR_ROWS], kind, style)
+    return rgb
+
+
+def _band_colours(matrix: np.ndarray, kind: str, style: Style) -> np.ndarray:
     v = np.asarray(matrix, dtype=np.float64)
     low, high = style.thresholds(kind)
     c = style.colours
@@ -637,6 +648,33 @@ class _Inline:
         return False
 
 
+def _steps_text(n: int, window: tuple[int, int] | None) -> str:
+    if window is None:
+        return f"{n} steps"
+    return f"{n} steps (the window of steps {window[0]} to {window[1] - 1})"
+
+
+class _Pending:
+    """Encodings submitted and not yet collected; at most ``limit`` wait at once, so
+    a drawing thread faster than its encoder does not pile up pictures in memory."""
+
+    def __init__(self, written: list[Path], limit: int = 3):
+        self.written, self.limit, self.futures = written, limit, []
+
+    def add(self, future) -> None:
+        self.futures.append(future)
+        while len(self.futures) > self.limit:
+            self._collect(self.futures.pop(0))
+
+    def finish(self) -> None:
+        while self.futures:
+            self._collect(self.futures.pop(0))
+
+    def _collect(self, future) -> None:
+        result = future.result()
+        self.written.extend(result if isinstance(result, list) else [result])
+
+
 def animation_page(gif: Path, page: Path, title: str, description: str, mp4: Path | None = None) -> Path:
     """A small HTML page showing a GIF inline (Snakemake's report shows HTML and still
     images in place, but offers a GIF only as a download)."""
@@ -666,8 +704,10 @@ def draw_transcription(
     threads: int = 1,
     mp4: bool | None = None,
     pages: bool = True,
+    window: tuple[int, int] | None = None,
 ) -> list[Path]:
     """Every heatmap and animation of one transcription; returns the files written.
+    With a ``window`` (the matrices hold steps start..stop-1), the subtitles say so.
 
     With ``threads`` >= 2, encoding (PNG, GIF, MP4) runs on a second thread while
     the next picture is drawn. ``mp4`` (default: where ffmpeg is found and
@@ -680,30 +720,29 @@ def draw_transcription(
     mp4 = mp4_available(style) if mp4 is None else mp4
     if mp4 and shutil.which("ffmpeg") is None:
         raise RuntimeError("MP4 animations were asked for, but ffmpeg is not on PATH")
-    data = np.load(npz_path)
+    data = np.load(npz_path)  # lazily: each matrix is read when it is drawn
     tokens, bars = data["tokens"].tolist(), data["bars"]
     summary = {row.matrix: row for row in pd.read_parquet(summary_path).itertuples()}
-    pictures = {}
 
     def picture(matrix_name: str) -> np.ndarray:
-        if matrix_name not in pictures:
-            kind = plan.spec(matrix_name).kind
-            pictures[matrix_name] = band_colours(display_matrix(data[matrix_name], kind), kind, style)
-        return pictures[matrix_name]
+        """Coloured anew each time, not kept: a long tune's pictures do not fit in memory together."""
+        kind = plan.spec(matrix_name).kind
+        return band_colours(display_matrix(data[matrix_name], kind), kind, style)
 
     written: list[Path] = []
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) if threads >= 2 else _Inline() as encoder:
-        pending = []
+        pending = _Pending(written)
         canvas = MatrixCanvas(tokens, bars, style)
-        for spec in plan.matrices:
+        for done, spec in enumerate(plan.matrices, 1):
             title, xlabel, ylabel = _panel_text(spec)
             counts = describe_row(summary[spec.name]) if spec.name in summary else ""
             canvas.show(
                 [picture(spec.name)],
                 spec.kind,
                 f"{name} · {title}",
-                f"{len(tokens)} steps; {counts}. Lines: bar tokens; numbers on top and right: bars.",
+                f"{_steps_text(len(tokens), window)}; {counts}. "
+                "Lines: bar tokens; numbers on top and right: bars.",
                 xlabels=[xlabel],
                 ylabels=[ylabel],
             )
@@ -711,12 +750,21 @@ def draw_transcription(
                 if pixels is None:
                     written.append(path)
                 else:
-                    pending.append(encoder.submit(write_png, path, pixels, canvas.dpi, style))
+                    pending.add(encoder.submit(write_png, path, pixels, canvas.dpi, style))
+            log.info(
+                "%s: heatmap %s (%d of %d)%s",
+                name,
+                spec.name,
+                done,
+                len(plan.matrices),
+                eta(started, done, len(plan.matrices)),
+            )
         del canvas
         heatmaps = time.perf_counter() - started
 
         canvases: dict[int, MatrixCanvas] = {}
-        for animation in plan.animations:
+        animations_started = time.perf_counter()
+        for done, animation in enumerate(plan.animations, 1):
             panels = len(animation.frames[0])
             if panels not in canvases:
                 canvases[panels] = MatrixCanvas(
@@ -747,12 +795,18 @@ def draw_transcription(
                 frames.append(canvas.pixels())
             durations = frame_durations(len(frames), style.frame_seconds, style.pause_seconds)
             base = Path(animation_dir) / animation.name
-            pending.append(
+            pending.add(
                 encoder.submit(_write_animation, frames, base, durations, style, mp4, pages, animation)
             )
-        for job in pending:
-            result = job.result()
-            written += result if isinstance(result, list) else [result]
+            log.info(
+                "%s: animation %s (%d of %d)%s",
+                name,
+                animation.name,
+                done,
+                len(plan.animations),
+                eta(animations_started, done, len(plan.animations)),
+            )
+        pending.finish()
     log.info(
         "%s: %d heatmaps in %.2f s, %d animations in %.2f s (%d files in %s and %s)",
         name,

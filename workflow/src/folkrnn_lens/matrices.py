@@ -41,6 +41,7 @@ off-diagonal pairs of a cross matrix (which is not symmetric, so (s, t) and
 from __future__ import annotations
 
 import logging
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .logs import eta
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +147,14 @@ def signed_gramian(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     steps (rows of ``a``, (n_steps, n_units)); 0 with an all-zero step. Computed in
     ``dtype`` (float32: twice as fast, to about 1e-7), returned as float32."""
     u = unit_rows(a, dtype)
-    return np.clip(u @ u.T, -1.0, 1.0).astype(np.float32)
+    gramian = u @ u.T
+    return np.clip(gramian, -1.0, 1.0, out=gramian).astype(np.float32)
 
 
 def magnitude_gramian(a: np.ndarray, dtype=np.float64) -> np.ndarray:
     """|Q^T Q| with unit-norm columns: the absolute cosine, ignoring polarity."""
-    return np.abs(signed_gramian(a, dtype))
+    gramian = signed_gramian(a, dtype)
+    return np.abs(gramian, out=gramian)
 
 
 def cross_gramian(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -180,25 +185,41 @@ def pair_values(matrix: np.ndarray, symmetric: bool) -> np.ndarray:
     return matrix[~np.eye(n, dtype=bool)]
 
 
+BAND_ROWS = 256  # rows of a matrix counted at once: bounded memory for long tunes
+
+
 def band_counts(matrix: np.ndarray, kind: str, low: float, high: float) -> BandCounts:
     """How many unique pairs of different steps fall in the low and the high band
-    (closed intervals; see the module docstring for each kind's bands)."""
+    (closed intervals; see the module docstring for each kind's bands). Counted a
+    block of rows at a time, so a long tune's matrix is never copied whole."""
     if kind not in KINDS:
         raise ValueError(f"unknown matrix kind {kind!r}; expected one of {KINDS}")
     symmetric = kind != "cross"
-    values = pair_values(np.asarray(matrix, dtype=np.float64), symmetric)
-    opposite = None
-    if kind == "distance":
-        n_low, n_high = np.count_nonzero(values <= low), np.count_nonzero(values >= high)
-    elif kind in ("onehot", "magnitude"):
-        n_low = np.count_nonzero(np.abs(values) <= low)
-        n_high = np.count_nonzero(np.abs(values) >= high)
-    else:
-        n_low, n_high = np.count_nonzero(np.abs(values) <= low), np.count_nonzero(values >= high)
-        opposite = int(np.count_nonzero(values <= -high))
-    return BandCounts(
-        "unordered" if symmetric else "ordered", int(values.size), int(n_low), int(n_high), opposite
-    )
+    n = matrix.shape[0]
+    n_low = n_high = n_opposite = 0
+    for start in range(0, n, BAND_ROWS):
+        values = _pairs_of_rows(matrix, start, min(n, start + BAND_ROWS), symmetric)
+        if kind == "distance":
+            n_low += np.count_nonzero(values <= low)
+            n_high += np.count_nonzero(values >= high)
+        elif kind in ("onehot", "magnitude"):
+            n_low += np.count_nonzero(np.abs(values) <= low)
+            n_high += np.count_nonzero(np.abs(values) >= high)
+        else:
+            n_low += np.count_nonzero(np.abs(values) <= low)
+            n_high += np.count_nonzero(values >= high)
+            n_opposite += np.count_nonzero(values <= -high)
+    n_pairs = n * (n - 1) // 2 if symmetric else n * (n - 1)
+    opposite = int(n_opposite) if kind in ("signed", "cross") else None
+    return BandCounts("unordered" if symmetric else "ordered", n_pairs, int(n_low), int(n_high), opposite)
+
+
+def _pairs_of_rows(matrix: np.ndarray, start: int, stop: int, symmetric: bool) -> np.ndarray:
+    """The values (float64) of rows start..stop-1 that pair_values would keep."""
+    block = np.asarray(matrix[start:stop], dtype=np.float64)
+    rows = np.arange(start, stop)[:, None]
+    cols = np.arange(matrix.shape[1])[None, :]
+    return block[cols > rows] if symmetric else block[cols != rows]
 
 
 # ---- what to compute ------------------------------------------------------------
@@ -402,12 +423,16 @@ def _list_column(column: pa.ChunkedArray) -> np.ndarray:
     return array.flatten().to_numpy(zero_copy_only=False).reshape(-1, array.type.list_size)
 
 
-def read_activations(path: str | Path, pairs: set[tuple[int, str]]) -> dict[tuple[int, str], np.ndarray]:
+def read_activations(
+    path: str | Path, pairs: set[tuple[int, str]], window: tuple[int, int] | None = None
+) -> dict[tuple[int, str], np.ndarray]:
     """The (n_steps, n_units) array of each (layer, quantity) in ``pairs``, reading the
-    file once (``tables.load_activation`` reads one pair; this stage wants many)."""
+    file once (``tables.load_activation`` reads one pair; this stage wants many);
+    only the steps start..stop-1 of a ``window``."""
     if not pairs:
         return {}
-    table = pq.read_table(path, columns=["step", "layer", "quantity", "values"])
+    steps = None if window is None else [("step", ">=", window[0]), ("step", "<", window[1])]
+    table = pq.read_table(path, columns=["step", "layer", "quantity", "values"], filters=steps)
     layer = table["layer"].to_numpy()
     quantity = table["quantity"].to_numpy(zero_copy_only=False)
     step = table["step"].to_numpy()
@@ -422,62 +447,105 @@ def read_activations(path: str | Path, pairs: set[tuple[int, str]]) -> dict[tupl
     return out
 
 
-def compute_matrices(
-    steps_path: str | Path, activations_path: str | Path, plan: Plan
-) -> dict[str, np.ndarray]:
-    """Every planned matrix of one transcription (float32, n x n), plus ``tokens``
-    and ``bars`` (the input token and bar index of each step)."""
-    columns = ["input_token", "bar"]
-    if any(spec.kind == "distance" for spec in plan.matrices):
-        columns.append("softmax")
-    steps = pq.read_table(steps_path, columns=columns)
-    tokens = steps["input_token"].to_pylist()
-    softmax = _list_column(steps["softmax"]) if "softmax" in columns else None
+def _activation_pairs(plan: Plan) -> set[tuple[int, str]]:
     pairs = set()
     for spec in plan.matrices:
         if spec.layer is not None:
             pairs.add((spec.layer, spec.quantity))
         if spec.quantity_b is not None:
             pairs.add((spec.layer, spec.quantity_b))
-    loaded = read_activations(activations_path, pairs)
+    return pairs
+
+
+def read_steps(
+    steps_path: str | Path, softmax: bool, window: tuple[int, int] | None = None
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """The input token and bar index of each step, and the softmax where asked; only
+    the steps start..stop-1 of a ``window`` (an error where the tune is shorter)."""
+    columns = ["input_token", "bar"] + (["softmax"] if softmax else [])
+    steps = pq.read_table(steps_path, columns=columns)
+    if window is not None:
+        check_window(window, steps.num_rows, steps_path)
+        steps = steps.slice(window[0], window[1] - window[0])
+    p = _list_column(steps["softmax"]) if softmax else None
+    return steps["input_token"].to_pylist(), steps["bar"].to_numpy().astype(np.int32), p
+
+
+def check_window(window: tuple[int, int], n_steps: int, where) -> None:
+    """A window of steps start..stop-1 must lie inside the tune and hold two steps."""
+    start, stop = window
+    if not 0 <= start <= stop - 2 or stop > n_steps:
+        raise ValueError(
+            f"{where}: the window of steps {start}..{stop - 1} does not fit a tune of {n_steps} steps "
+            f"(0..{n_steps - 1}); it needs 0 <= start, start + 2 <= stop <= {n_steps}"
+        )
+
+
+def window_steps(steps_path: str | Path, window: tuple[int, int] | None) -> np.ndarray:
+    """The step numbers (int32) a window keeps: every step of the tune without one."""
+    if window is None:
+        return np.arange(pq.read_metadata(steps_path).num_rows, dtype=np.int32)
+    return np.arange(*window, dtype=np.int32)
+
+
+def iter_matrices(
+    steps_path: str | Path, activations_path: str | Path, plan: Plan, window: tuple[int, int] | None = None
+):
+    """(spec, matrix) for every planned matrix of one transcription (float32, n x n),
+    one at a time: a long tune's matrices are never all in memory."""
+    needs_softmax = any(spec.kind == "distance" for spec in plan.matrices)
+    tokens, _, softmax = read_steps(steps_path, needs_softmax, window)
+    loaded = read_activations(activations_path, _activation_pairs(plan), window)
 
     def activation(layer: int, quantity: str) -> np.ndarray:
         return loaded[(layer, quantity)]
 
-    arrays = {spec.name: compute_matrix(spec, tokens, softmax, activation) for spec in plan.matrices}
+    for spec in plan.matrices:
+        yield spec, compute_matrix(spec, tokens, softmax, activation)
+
+
+def compute_matrices(
+    steps_path: str | Path, activations_path: str | Path, plan: Plan, window: tuple[int, int] | None = None
+) -> dict[str, np.ndarray]:
+    """Every planned matrix of one transcription (float32, n x n), plus ``tokens``,
+    ``bars`` and ``steps`` (the input token, bar index and number of each step), all
+    in memory: for short tunes and tests (the stage streams them, analyse_transcription)."""
+    matrices = iter_matrices(steps_path, activations_path, plan, window)
+    arrays = {spec.name: matrix for spec, matrix in matrices}
+    tokens, bars, _ = read_steps(steps_path, False, window)
     arrays["tokens"] = np.asarray(tokens, dtype=str)
-    arrays["bars"] = steps["bar"].to_numpy().astype(np.int32)
+    arrays["bars"] = bars
+    arrays["steps"] = window_steps(steps_path, window)
     return arrays
+
+
+def summary_row(name: str, spec: MatrixSpec, matrix: np.ndarray, bands: dict) -> dict:
+    """The summary of one matrix: steps, unique pairs of different steps, band counts."""
+    low, high = bands[spec.band]["low"], bands[spec.band]["high"]
+    counts = band_counts(matrix, spec.kind, low, high)
+    return {
+        "transcription": name,
+        "matrix": spec.name,
+        "kind": spec.kind,
+        "layer": spec.layer,
+        "quantity": spec.quantity,
+        "quantity_b": spec.quantity_b,
+        "n_steps": matrix.shape[0],
+        "pairs": counts.pairs,
+        "n_pairs": counts.n_pairs,
+        "low_threshold": low,
+        "n_low": counts.n_low,
+        "high_threshold": high,
+        "n_high": counts.n_high,
+        "n_opposite": counts.n_opposite,
+        "description": spec.description,
+    }
 
 
 def summary_table(name: str, arrays: dict[str, np.ndarray], plan: Plan, bands: dict) -> pd.DataFrame:
     """One row per matrix: steps, unique pairs of different steps, and band counts."""
-    rows = []
-    for spec in plan.matrices:
-        low, high = bands[spec.band]["low"], bands[spec.band]["high"]
-        matrix = arrays[spec.name]
-        counts = band_counts(matrix, spec.kind, low, high)
-        rows.append(
-            {
-                "transcription": name,
-                "matrix": spec.name,
-                "kind": spec.kind,
-                "layer": spec.layer,
-                "quantity": spec.quantity,
-                "quantity_b": spec.quantity_b,
-                "n_steps": matrix.shape[0],
-                "pairs": counts.pairs,
-                "n_pairs": counts.n_pairs,
-                "low_threshold": low,
-                "n_low": counts.n_low,
-                "high_threshold": high,
-                "n_high": counts.n_high,
-                "n_opposite": counts.n_opposite,
-                "description": spec.description,
-            }
-        )
-    table = pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA)
-    return table.to_pandas()
+    rows = [summary_row(name, spec, arrays[spec.name], bands) for spec in plan.matrices]
+    return pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA).to_pandas()
 
 
 def describe_row(row) -> str:
@@ -502,15 +570,32 @@ def describe_row(row) -> str:
 # ---- files ----------------------------------------------------------------------
 
 
+class NpzWriter:
+    """Writes an ``.npz`` (np.load reads it) one array at a time, so arrays need not
+    be held together; the same bytes for the same arrays: a fixed timestamp in the
+    zip entries, so reruns and ``-j 1``/``-j 2`` agree."""
+
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.archive = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+
+    def write(self, key: str, array: np.ndarray) -> None:
+        info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+        with self.archive.open(info, "w", force_zip64=True) as handle:
+            np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=False)
+
+    def __enter__(self) -> NpzWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.archive.close()
+
+
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Like ``np.savez`` (np.load reads it), but the same bytes for the same arrays:
-    a fixed timestamp in the zip entries, so reruns and ``-j 1``/``-j 2`` agree."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+    """Like ``np.savez``, with NpzWriter's stable bytes."""
+    with NpzWriter(path) as npz:
         for key, array in arrays.items():
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with archive.open(info, "w", force_zip64=True) as handle:
-                np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=False)
+            npz.write(key, array)
 
 
 def write_summary(table: pd.DataFrame, parquet_path: str | Path, html_path: str | Path | None = None) -> None:
@@ -547,19 +632,37 @@ def analyse_transcription(
     recorded_layers: list[int] = (1, 2, 3),
     recorded_quantities: list[str] = QUANTITIES,
     summary_html: str | Path | None = None,
+    window: tuple[int, int] | None = None,
 ) -> Plan:
-    """The matrices stage of one transcription: ``matrices.npz`` and its summary."""
+    """The matrices stage of one transcription: ``matrices.npz`` and its summary,
+    each matrix computed, counted and written before the next (bounded memory);
+    of the steps start..stop-1 only, where a ``window`` is given."""
     analysis = analysis or {}
     plan = plan_analysis(analysis, recorded_layers, recorded_quantities)
     for note in plan.skipped:
         log.info("%s: skipped %s", name, note)
-    arrays = compute_matrices(steps_path, activations_path, plan)
     bands = band_limits(analysis.get("bands"))
-    table = summary_table(name, arrays, plan, bands)
-    save_npz(npz_path, arrays)
-    write_summary(table, summary_path, summary_html)
-    n = len(arrays["tokens"])
+    tokens, bars, _ = read_steps(steps_path, False, window)
+    n, rows, started = len(tokens), [], time.perf_counter()
     log.info("%s: %d matrices of %d x %d steps", name, len(plan.matrices), n, n)
+    with NpzWriter(npz_path) as npz:
+        for done, (spec, matrix) in enumerate(iter_matrices(steps_path, activations_path, plan, window), 1):
+            rows.append(summary_row(name, spec, matrix, bands))
+            npz.write(spec.name, matrix)
+            del matrix
+            log.info(
+                "%s: %s (%d of %d)%s",
+                name,
+                spec.name,
+                done,
+                len(plan.matrices),
+                eta(started, done, len(plan.matrices)),
+            )
+        npz.write("tokens", np.asarray(tokens, dtype=str))
+        npz.write("bars", bars)
+        npz.write("steps", window_steps(steps_path, window))
+    table = pa.Table.from_pylist(rows, schema=SUMMARY_SCHEMA).to_pandas()
+    write_summary(table, summary_path, summary_html)
     for row in table.itertuples():
         log.info("%s %s: %s", name, row.matrix, describe_row(row))
     return plan

@@ -14,7 +14,7 @@ directly off the code:
 
 Capture (``read`` and ``generate``) runs one step function for both, so reading a
 generated tune reproduces the activations recorded while generating it, bit for
-bit. The quantities of a step are written straight into one preallocated buffer
+bit. The quantities of a step are written straight into preallocated buffers
 with ``out=`` kernels: no Python loop per unit or per gate.
 """
 
@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import pickle
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,6 +36,8 @@ from torch.func import functional_call
 
 from .names import QUANTITIES
 from .tokens import END, START
+
+log = logging.getLogger(__name__)
 
 PICKLE_LAYER_ARRAYS = (
     "W_xi", "W_hi", "b_i", "W_xf", "W_hf", "b_f",
@@ -68,7 +72,8 @@ class Capture:
 
     Step ``t`` reads ``input_tokens[t]``; ``output_tokens[t]`` is the token that
     came next. ``layers[l][t, q]`` is quantity ``QUANTITIES[q]`` of layer ``l + 1``
-    at step ``t``: views into the capture buffer, so nothing is copied per tune.
+    at step ``t``: views into the capture buffer, so nothing is copied per tune (but a
+    generated tune longer than RECORD_CHUNK steps, gathered once from generate's chunks).
     """
 
     input_tokens: list[str]
@@ -154,6 +159,32 @@ class FolkRNN(nn.Module):
                 f"{len(self.vocab)} tokens{more}"
             )
         return [self.token2idx[token] for token in tokens]
+
+    def _encode_tune(self, tokens, label: str, first: int = 0, name_unknown: bool = True) -> list[int]:
+        """encode for the tokens of a tune (read) or a prime (generate): a list of tokens
+        that neither starts with <s> nor holds </s>, which read and generate add
+        themselves. (<s> later on stays: the model can sample it, and reading a generated
+        tune must give what generating it recorded.) Messages begin with label and count
+        positions from ``first``; an unknown token's names label only if name_unknown."""
+        if isinstance(tokens, str):
+            raise TypeError(
+                f"{label} is a string, not a list of tokens: split it into tokens first "
+                f"(e.g. {tokens[:24]!r}.split())"
+            )
+        tokens = list(tokens)
+        if tokens[:1] == [START]:
+            raise ValueError(f"{label} starts with {START!r}: give the tune's tokens only, {START} is added")
+        if END in tokens:
+            raise ValueError(
+                f"{label}: token {END!r} at position {tokens.index(END) + first}: give the tune's tokens "
+                f"only, {END} ends the tune (read adds it; generate stops at it)"
+            )
+        try:
+            return self.encode([START] * first + tokens)[first:]
+        except UnknownTokenError as error:
+            if not name_unknown:
+                raise
+            raise UnknownTokenError(f"{label}: {error}") from None
 
     # ---- training forward: the same weights through torch's fused LSTM --------------
 
@@ -278,8 +309,16 @@ class FolkRNN(nn.Module):
         as in ``generate``, which makes the two agree bit for bit. Shorter tunes are padded
         at the end, which cannot change their earlier steps.
         """
-        L, end = self.config.n_layers, self.token2idx[END]
-        sequences = [self.encode([START, *tokens]) + [end] for tokens in transcriptions]
+        if isinstance(transcriptions, str):
+            raise TypeError("read takes a list of transcriptions, each a list of tokens, not a string")
+        transcriptions = list(transcriptions)
+        if not transcriptions:
+            raise ValueError("read was given no transcriptions")
+        L, start, end = self.config.n_layers, self.token2idx[START], self.token2idx[END]
+        batch = len(transcriptions) > 1  # then messages say which transcription
+        labels = [f"transcription {k}" if batch else "transcription" for k in range(len(transcriptions))]
+        bodies = [self._encode_tune(tokens, label, 1, batch) for label, tokens in zip(labels, transcriptions)]
+        sequences = [[start, *body, end] for body in bodies]  # messages count <s> as position 0
         B, T = len(sequences), max(len(seq) for seq in sequences) - 1
         idx = torch.full((B, T + L), end, dtype=torch.long)
         for row, seq in enumerate(sequences):
@@ -318,29 +357,26 @@ class FolkRNN(nn.Module):
         gives the same tune whatever else is in the batch. Sampling uses
         softmax(logits / temperature); the recorded softmax is the model's own p.
         """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        prime_idx = self.encode(list(prime or []))
-        if max_length <= len(prime_idx):
-            raise ValueError(f"max_length {max_length} leaves no room after {len(prime_idx)} prime tokens")
+        prime_idx = self._check_generate_arguments(seeds, temperature, prime, max_length)
         L, B, end = self.config.n_layers, len(seeds), self.token2idx[END]
         rngs = [np.random.default_rng(seed) for seed in seeds]
         h, c = self._initial_state(B)
         state, weights = h.view(B, -1), self._step_weights()
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
-        record = self._record_buffer(min(max_length, 256), B)  # grows as tunes run on
+        chunks = []  # record buffers of RECORD_CHUNK steps, one more as tunes run on
         sequences = [[self.token2idx[START]] for _ in seeds]
         lengths = [max_length] * B
         live = np.ones(B, dtype=bool)
         for t in range(max_length):
-            if t == len(record):
-                record = torch.cat([record, self._record_buffer(min(len(record), max_length - t), B)])
+            if t % RECORD_CHUNK == 0:
+                chunks.append(self._record_buffer(min(RECORD_CHUNK, max_length - t), B))
+            record = chunks[-1][t % RECORD_CHUNK]
             token = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
             for layer in range(L):  # the products of read, on the same shapes
                 self._pre_activations(layer, state, token, weights, z[layer])
-                self._gates(z[layer], c[layer], record[t, layer])
-                h[:, layer] = record[t, layer, QUANTITIES.index("h")]
-                c[layer] = record[t, layer, QUANTITIES.index("c")]
+                self._gates(z[layer], c[layer], record[layer])
+                h[:, layer] = record[layer, QUANTITIES.index("h")]
+                c[layer] = record[layer, QUANTITIES.index("c")]
             if t < len(prime_idx):
                 nxt = np.full(B, prime_idx[t])
             else:
@@ -351,11 +387,49 @@ class FolkRNN(nn.Module):
                     live[row], lengths[row] = False, t + 1
             if not live.any():
                 break
+        for row in np.flatnonzero(live):
+            log.warning(
+                "seed %s: the tune reached max_length %d steps without %s", seeds[row], max_length, END
+            )
         return [
-            self._capture(seq[: n + 1], [record[:n, layer, :, row] for layer in range(L)])
+            self._capture(seq[: n + 1], _recorded_steps(chunks, row, n).unbind(1))
             for row, (seq, n) in enumerate(zip(sequences, lengths))
         ]
 
+    def _check_generate_arguments(self, seeds, temperature, prime, max_length) -> list[int]:
+        """generate's arguments, each refused with a message naming what is wrong;
+        returns the prime's token indices."""
+        if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__len__"):
+            raise TypeError(f"seeds must be a list of ints, one per tune, got {seeds!r}")
+        if len(seeds) == 0:
+            raise ValueError("generate was given no seeds (one per tune)")
+        for seed in seeds:
+            if not _is_int(seed):
+                raise TypeError(f"seeds must be ints, got {seed!r}")
+            if seed < 0:
+                raise ValueError(
+                    f"seeds must be 0 or more (numpy's generators take no negative seed), got {seed}"
+                )
+        if not _is_real(temperature):
+            raise TypeError(f"temperature must be a number, got {temperature!r}")
+        if not math.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+        if not _is_int(max_length):
+            raise TypeError(f"max_length must be an int, got {max_length!r}")
+        if not 1 <= max_length <= MAX_LENGTH:
+            raise ValueError(f"max_length must be from 1 to {MAX_LENGTH}, got {max_length}")
+        prime_idx = self._encode_tune([] if prime is None else prime, "prime")
+        if max_length <= len(prime_idx):
+            raise ValueError(f"max_length {max_length} leaves no room after {len(prime_idx)} prime tokens")
+        return prime_idx
+
+
+MAX_LENGTH = 10_000
+"""The most steps generate takes. Every step records 3 x 7 x 512 float32 per tune
+(43 kB for folk-rnn v2), so 10,000 steps hold 430 MB a tune and 100,000 would hold
+4.3 GB a tune; folk-rnn's tunes end within a few hundred steps."""
+
+RECORD_CHUNK = 256  # steps per record buffer in generate: growing never copies the steps so far
 
 PACKED_BATCH = 64  # oneDNN's batch-size hint: one kernel choice for every batch
 
@@ -386,6 +460,22 @@ def _orthogonal(rows: int, cols: int, generator: torch.Generator | None) -> torc
 
 def _single_layer_lstm(n_in: int, n_units: int, device) -> nn.LSTM:
     return nn.LSTM(n_in, n_units, 1, batch_first=True, device=device)
+
+
+def _recorded_steps(chunks: list[torch.Tensor], row: int, n: int) -> torch.Tensor:
+    """Steps 0 to n - 1 of one tune from generate's record chunks, (n, L, 7, H): a view
+    when they lie in the first chunk, else one copy of just these steps."""
+    used = chunks[: -(-n // RECORD_CHUNK)]
+    pieces = [chunk[: n - k * RECORD_CHUNK, :, :, row] for k, chunk in enumerate(used)]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value) -> bool:
+    return _is_int(value) or isinstance(value, (float, np.floating))
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -436,59 +526,180 @@ def save_checkpoint(model: FolkRNN, path: str | Path, extra: dict | None = None)
 
 
 def _checkpoint_header(path: str | Path, handle) -> dict:
-    header = json.loads((handle.metadata() or {}).get("folkrnn_lens", "{}"))
-    if header.get("format") != CHECKPOINT_FORMAT:
+    try:
+        header = json.loads((handle.metadata() or {}).get("folkrnn_lens", "{}"))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: its folkrnn-lens metadata is not JSON: {error}") from error
+    if not isinstance(header, dict) or header.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a folkrnn-lens checkpoint (no '{CHECKPOINT_FORMAT}' metadata)")
     return header
+
+
+@contextmanager
+def _open_safetensors(path: str | Path):
+    """safe_open, whose errors (a truncated, empty or damaged file) name no file."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            yield handle
+    except SafetensorError as error:
+        raise CheckpointError(
+            f"{path}: not a complete checkpoint (truncated or damaged safetensors file: {error})"
+        ) from error
 
 
 def checkpoint_header(path: str | Path) -> dict:
     """A checkpoint's metadata: ``format``, ``config``, ``vocab`` and ``extra`` (for a
     trained model, the facts of its training run), without loading the weights."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
+    with _open_safetensors(path) as handle:
         return _checkpoint_header(path, handle)
 
 
 def load_checkpoint(path: str | Path) -> FolkRNN:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
+    with _open_safetensors(path) as handle:
         header = _checkpoint_header(path, handle)
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    model = FolkRNN(FolkRNNConfig(**header["config"]), header["vocab"], initialise=False)
+    try:
+        config = FolkRNNConfig(**header["config"])
+        model = FolkRNN(config, header["vocab"], initialise=False)
+    except (KeyError, TypeError, CheckpointError) as error:
+        raise CheckpointError(f"{path}: its metadata does not describe a model: {error}") from error
     try:
         model.load_state_dict(tensors)
     except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit the stored config: {error}") from error
+        detail = " ".join(str(error).split())  # torch's message, on one line
+        raise CheckpointError(f"{path}: weights do not fit the stored config: {detail}") from error
     return model.eval()
+
+
+# A pickle is a program: its GLOBAL opcodes name any importable callable and REDUCE
+# calls it, so plain pickle.load on a downloaded model file runs whatever the file
+# says. folk-rnn's file holds dicts, lists, strings, numbers and numpy arrays, and
+# rebuilding those needs only the globals below (Python 2 wrote numpy.core, numpy 2
+# writes numpy._core, Python 3 writes bytes under protocols 0-2 as _codecs.encode;
+# ndarray and dtype define __reduce__, so copy_reg._reconstructor never appears).
+# Each maps to a guard that checks its arguments before calling numpy.
+
+_NUMPY_RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy's own, wherever this numpy keeps it
+_NUMPY_SCALAR = np.float32(0).__reduce__()[0]
+
+
+class _Refusal(pickle.UnpicklingError):
+    """A pickle that asks for something a folk-rnn model file never holds."""
+
+
+def _dtype(spec, align=False, copy=False) -> np.dtype:
+    """numpy.dtype for a type code ('f4', '<i8'), never for a Python class or objects."""
+    if not isinstance(spec, str):
+        raise _Refusal(f"numpy.dtype is given {type(spec).__name__} {spec!r}, not a type code")
+    dtype = np.dtype(spec, bool(align), bool(copy))
+    if dtype.hasobject:
+        raise _Refusal(f"numpy.dtype {spec!r} holds Python objects")
+    return dtype
+
+
+def _reconstruct(subtype, shape, code) -> np.ndarray:
+    """numpy's _reconstruct for a plain ndarray: numpy passes (ndarray, (0,), b'b') and
+    fills the array in __setstate__; any other class would be instantiated."""
+    if subtype is not np.ndarray or code not in ("b", b"b"):
+        raise _Refusal(f"numpy's _reconstruct is given ({subtype!r}, {code!r}), not (numpy.ndarray, 'b')")
+    if not isinstance(shape, tuple) or not all(type(n) is int for n in shape):
+        raise _Refusal(f"numpy's _reconstruct is given the shape {shape!r}")
+    return _NUMPY_RECONSTRUCT(np.ndarray, shape, code)
+
+
+def _scalar(dtype, data):
+    """A numpy scalar (np.float32(...)) from its raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.hasobject or not isinstance(data, (bytes, str)):
+        raise _Refusal(f"numpy's scalar is given ({dtype!r}, {type(data).__name__})")
+    return _NUMPY_SCALAR(dtype, data)
+
+
+def _latin1_bytes(text, encoding) -> bytes:
+    """What Python 3 writes a bytes object as under pickle protocols 0 to 2."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _Refusal(f"_codecs.encode is given ({type(text).__name__}, {encoding!r})")
+    return text.encode("latin1")
+
+
+_PICKLE_GLOBALS = {
+    ("numpy", "ndarray"): np.ndarray,  # only ever an argument of _reconstruct
+    ("numpy", "dtype"): _dtype,
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("_codecs", "encode"): _latin1_bytes,
+}
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """Loads dicts, lists, tuples, strings, numbers and numpy arrays; refuses any other
+    global when the pickle names it, before anything is called."""
+
+    def __init__(self, stream, path: str | Path):
+        super().__init__(stream, encoding="latin1")  # Python 2's byte strings as str
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        admitted = _PICKLE_GLOBALS.get((module, name))
+        if admitted is None:
+            raise CheckpointError(
+                f"{self.path}: refuses to load: the pickle asks for the global '{module}.{name}', which a "
+                "folk-rnn model file never holds; a pickle can run any code it names, so only numpy "
+                "arrays, dicts, lists, strings and numbers are admitted"
+            )
+        return admitted
+
+
+def _float32_arrays(path, values) -> list[np.ndarray]:
+    if not isinstance(values, (list, tuple)) or not all(
+        isinstance(v, np.ndarray) and v.dtype.kind in "biuf" for v in values
+    ):
+        raise CheckpointError(f"{path}: param_values is not a list of numeric arrays")
+    return [v.astype(np.float32, copy=False) for v in values]
 
 
 def load_folkrnn_pickle(path: str | Path) -> FolkRNN:
     """The original folk-rnn v2 model: a Python-2 pickle of a dict with ``token2idx``
     and ``param_values``, 45 Lasagne arrays (DESIGN.md): [0] the identity embedding,
-    14 arrays per LSTM layer (PICKLE_LAYER_ARRAYS), then W_out and b_out."""
+    14 arrays per LSTM layer (PICKLE_LAYER_ARRAYS), then W_out and b_out. Read by
+    _ArraysOnlyUnpickler, so a pickle that names anything else runs nothing."""
     with open(path, "rb") as stream:
         try:
-            data = pickle.load(stream, encoding="latin1")
+            data = _ArraysOnlyUnpickler(stream, path).load()
+        except CheckpointError:
+            raise
+        except _Refusal as error:
+            raise CheckpointError(f"{path}: refuses to load: {error}") from error
         except Exception as error:
             raise CheckpointError(f"{path}: not a readable pickle: {error}") from error
     if not isinstance(data, dict) or not {"token2idx", "param_values"} <= set(data):
         raise CheckpointError(f"{path}: expected a dict with 'token2idx' and 'param_values'")
-    token2idx, params = data["token2idx"], [np.asarray(p, dtype=np.float32) for p in data["param_values"]]
+    token2idx, params = data["token2idx"], _float32_arrays(path, data["param_values"])
+    if not isinstance(token2idx, dict) or not all(
+        isinstance(token, str) and _is_int(index) for token, index in token2idx.items()
+    ):
+        raise CheckpointError(f"{path}: token2idx is not a dict of tokens to indices")
     n_layers, rest = divmod(len(params) - 3, len(PICKLE_LAYER_ARRAYS))
     if rest or n_layers < 1:
         raise CheckpointError(f"{path}: {len(params)} parameter arrays do not make 1 + 14*L + 2")
     vocab = [None] * len(token2idx)
     for token, index in token2idx.items():
-        vocab[index] = token
+        if 0 <= index < len(vocab):
+            vocab[index] = token
     if None in vocab:
         raise CheckpointError(f"{path}: token2idx indices are not 0..{len(vocab) - 1}")
     V, H = len(vocab), params[2].shape[0]
     model = FolkRNN(FolkRNNConfig(vocab_size=V, n_layers=n_layers, n_units=H), vocab, initialise=False)
     expected = {"W_x": None, "W_h": (H, H), "b": (H,), "init": (1, H)}
     _check_shape(path, 0, params[0], (V, V))
+    if not np.array_equal(params[0], np.eye(V, dtype=np.float32)):  # read takes rows of W_x instead
+        raise CheckpointError(
+            f"{path}: param_values[0] is not the one-hot (identity) embedding of folk-rnn v2; "
+            "a model with a learned embedding is not supported"
+        )
     with torch.no_grad():
         for layer in range(n_layers):
             arrays = dict(zip(PICKLE_LAYER_ARRAYS, params[1 + 14 * layer : 15 + 14 * layer]))

@@ -25,13 +25,17 @@ def _prepare(model_path: str | Path, device: str, threads: int) -> FolkRNN:
     return load_model(model_path).to(device)
 
 
-def _provenance(model: FolkRNN, model_path, mode: str, name: str, **generation) -> Provenance:
+def _provenance(
+    model: FolkRNN, model_path, mode: str, name: str, source_path=None, **generation
+) -> Provenance:
     return Provenance(
         model_file=str(model_path),
         model_sha256=file_sha256(model_path),
         vocab=model.vocab,
         mode=mode,
         transcription=name,
+        source_file=None if source_path is None else str(source_path),
+        source_sha256=None if source_path is None else file_sha256(source_path),
         **generation,
     )
 
@@ -46,8 +50,10 @@ def record_read(
     name: str = "",
     device: str = "cpu",
     threads: int = 1,
+    source_path: str | Path | None = None,
 ) -> None:
-    """Teacher-force the single tune of a token file through the model."""
+    """Teacher-force the single tune of a token file through the model; the provenance
+    names ``source_path`` (the ABC or token file the tune came from) and its SHA-256."""
     model = _prepare(model_path, device, threads)
     tunes = read_token_file(tokens_path)
     if len(tunes) != 1:
@@ -56,7 +62,7 @@ def record_read(
         capture = model.read([tunes[0].tokens])[0]
     except ValueError as error:
         raise ValueError(f"transcription {name!r} ({tokens_path}): {error}") from error
-    provenance = _provenance(model, model_path, "read", name)
+    provenance = _provenance(model, model_path, "read", name, source_path)
     write_capture(capture, provenance, steps_path, activations_path, layers, quantities)
     log.info("%s: read %d steps", name, len(capture.input_tokens))
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -365,6 +366,11 @@ class _Windows:
         """Let the prepared windows go (the sorted whole matrices stay)."""
         self._prepared.clear()
 
+    def release(self) -> None:
+        """Let everything go: prepared windows and sorted whole matrices."""
+        self._prepared.clear()
+        self._sorted.clear()
+
     def prepared(self, name: str, matrix: str, start: int, stop: int) -> tuple[np.ndarray, float]:
         key = (name, matrix, start, stop)
         if key not in self._prepared:
@@ -406,15 +412,21 @@ class _Windows:
         if not unique:
             return {}
         size = unique[0][2] - unique[0][1]
-        spectra = {}
-        for first in range(0, len(unique), SPECTRA_BATCH):
-            batch = unique[first : first + SPECTRA_BATCH]
+        spectra, per_batch = {}, _batch_size(SPECTRA_BATCH, 32 * size * size)
+        for first in range(0, len(unique), per_batch):
+            batch = unique[first : first + per_batch]
             stack = np.stack([self.prepared(name, *key)[0] for key in batch])
             spectra.update(zip(batch, _diagonal_spectra(stack, True, fft_length(size), repeated)))
         return spectra
 
 
 SPECTRA_BATCH = 8  # matrices per batch of FFTs: fewer calls, bounded memory
+BATCH_BYTES = 128 << 20  # the temporaries of one batch (FFTs, permuted copies) at most
+
+
+def _batch_size(most: int, bytes_each: int) -> int:
+    """Up to ``most`` items a batch, fewer where their temporaries would pass BATCH_BYTES."""
+    return int(np.clip(BATCH_BYTES // max(bytes_each, 1), 1, most))
 
 
 def _bar_nulls(
@@ -434,15 +446,22 @@ def _bar_nulls(
     a_stack = np.stack([windows.prepared(name, c.a, 0, n - shift)[0].ravel() for c in group])
     a_norms = np.array([windows.prepared(name, c.a, 0, n - shift)[1] for c in group])
     products = np.empty((len(group), len(orders)))
-    for first in range(0, len(orders), PERMUTED_BATCH):  # a few permuted copies of b at a time
-        batch = orders[first : first + PERMUTED_BATCH]
-        permuted = b_prepared[batch[:, :, None], batch[:, None, :]].reshape(len(batch), -1)
-        products[:, first : first + len(batch)] = a_stack @ permuted.T
+    m = len(b_prepared)
+    per_batch = _batch_size(PERMUTED_BATCH, 8 * m * m)
+    # Buffers reused for every batch: copying into pages already touched is several
+    # times faster than into freshly allocated ones.
+    permuted, rows = np.empty((per_batch, m, m)), np.empty((m, m))
+    for first in range(0, len(orders), per_batch):  # a few permuted copies of b at a time
+        batch = orders[first : first + per_batch]
+        for k, order in enumerate(batch):
+            np.take(b_prepared, order, axis=0, out=rows)
+            np.take(rows, order, axis=1, out=permuted[k])
+        products[:, first : first + len(batch)] = a_stack @ permuted[: len(batch)].reshape(len(batch), -1).T
     with np.errstate(invalid="ignore", divide="ignore"):
         return products / (a_norms[:, None] * b_norm)
 
 
-PERMUTED_BATCH = 16  # 16 copies of a 1,000-step matrix: 128 MB
+PERMUTED_BATCH = 16  # 16 copies of a 1,000-step matrix: 128 MB (fewer for longer tunes)
 
 
 def resemblance_table(
@@ -454,6 +473,8 @@ def resemblance_table(
     bar_permutations: int = 0,
     bar_families: list[str] = FAMILIES,
     seed: int = 0,
+    memory_bytes: int | None = None,
+    progress=None,
 ) -> pd.DataFrame:
     """One row per comparison of one tune: each statistic, and its one-sided
     p-values against the circular-shift null (every shift, by FFT) and the
@@ -461,8 +482,13 @@ def resemblance_table(
     of ``bar_families``), raw and Holm-adjusted across the tune's comparisons (per
     statistic and null).
 
-    ``matrices`` holds symmetric n x n matrices by name (``onehot`` and Gramians);
-    ``bars`` is each step's bar index.
+    ``matrices`` maps names to symmetric n x n matrices (``onehot`` and Gramians):
+    a dict, or a LazyGramians that computes them when asked; ``bars`` is each
+    step's bar index. The comparisons of a shift are taken in chunks whose
+    matrices, prepared and transformed, fit in ``memory_bytes`` (default
+    MEMORY_BYTES): a short tune's all at once, a long tune's a few matrices at a
+    time (recomputed where a later chunk needs them again). ``progress(count,
+    what)`` is told of every ``count`` comparisons of a statistic done.
     """
     n = len(bars)
     columns = {
@@ -476,23 +502,43 @@ def resemblance_table(
     by_shift: dict[int, list[int]] = {}
     for row, c in enumerate(comparisons):
         by_shift.setdefault(c.shift, []).append(row)
+    most = matrices_per_chunk(n, memory_bytes)
+    chunks = [
+        (shift, chunk)
+        for shift, rows in by_shift.items()
+        if n - shift >= 2  # else no pair of steps is left to compare: untested
+        for chunk in comparison_chunks(rows, comparisons, most)
+    ]
+    progress = progress or (lambda count, what: None)
     for name in statistics:
         windows = _Windows(matrices)  # one statistic's cache at a time: memory for long tunes
         observed = np.full(len(comparisons), np.nan)
         circular, bar = [_UNTESTED] * len(comparisons), [_UNTESTED] * len(comparisons)
-        for shift, rows in by_shift.items():  # shifts use disjoint windows: each is let go after
-            if n - shift < 2:  # no pair of steps left to compare: untested
-                continue
+        for k, (shift, rows) in enumerate(chunks):
             group = [comparisons[r] for r in rows]
             group_observed, group_circular = _observed_and_circular(
                 windows, name, group, shift, n, circular_shifts
             )
+            untested = [r for r in rows if not tested[r] or bar_permutations <= 0]
+            progress(len(untested), f"{name}, shift {shift}")
             group_bar = _bar_tests(
-                windows, name, group, [tested[r] for r in rows], group_observed, bars, bar_permutations, seed
+                windows,
+                name,
+                group,
+                [tested[r] for r in rows],
+                group_observed,
+                bars,
+                bar_permutations,
+                seed,
+                functools.partial(progress, what=f"{name}, shift {shift}, bar null"),
             )
-            for k, row in enumerate(rows):
-                observed[row], circular[row], bar[row] = group_observed[k], group_circular[k], group_bar[k]
-            windows.release_prepared()
+            for j, row in enumerate(rows):
+                observed[row], circular[row], bar[row] = group_observed[j], group_circular[j], group_bar[j]
+            # windows of another shift are not reused; in chunks, nothing is kept
+            if len(chunks) > len(by_shift):
+                windows.release()
+            elif k + 1 == len(chunks) or chunks[k + 1][0] != shift:
+                windows.release_prepared()
         columns[name] = observed
         columns[f"{name}_null_mean"] = np.array([r.null_mean for r in circular])
         for null, results in (("circular", circular), ("bars", bar)):
@@ -504,6 +550,44 @@ def resemblance_table(
 
 
 _UNTESTED = TestResult(float("nan"), float("nan"), 0, float("nan"))
+
+MEMORY_BYTES = 2 << 30
+"""What one tune's comparisons may hold at once, by default: all of a 1,000-step
+tune's matrices fit; a 5,000-step tune's are taken two at a time."""
+
+
+def bytes_per_matrix(n: int) -> int:
+    """What one compared n x n matrix holds while its chunk runs: the Gramian
+    (float32), a prepared window (float64), Spearman's sorted pairs and its FFT
+    spectra (up to twice the matrix where a window's length is padded)."""
+    return 28 * n * n
+
+
+def transient_bytes(n: int) -> int:
+    """The largest temporaries beside them: preparing one matrix (symmetrised and
+    centred copies), and one batch of FFTs or permuted copies (BATCH_BYTES)."""
+    return 24 * n * n + 2 * BATCH_BYTES
+
+
+def matrices_per_chunk(n: int, memory_bytes: int | None = None) -> int:
+    """How many matrices a chunk of comparisons may touch (at least two: a comparison's)."""
+    budget = (memory_bytes or MEMORY_BYTES) - transient_bytes(n)
+    return max(2, budget // max(bytes_per_matrix(n), 1))
+
+
+def comparison_chunks(rows: list[int], comparisons: list[Comparison], most: int) -> list[list[int]]:
+    """``rows``, cut into runs whose comparisons touch at most ``most`` distinct
+    matrices; ordered by ``b`` first, so that the comparisons sharing a ``b`` stay
+    together and its bar-permuted copies are made once."""
+    chunks, current, touched = [], [], set()
+    for row in sorted(rows, key=lambda row: (comparisons[row].b, comparisons[row].a)):
+        matrices = {comparisons[row].a, comparisons[row].b}
+        if current and len(touched | matrices) > most:
+            chunks.append(current)
+            current, touched = [], set()
+        current.append(row)
+        touched |= matrices
+    return chunks + ([current] if current else [])
 
 
 def _observed_and_circular(
@@ -549,8 +633,10 @@ def _bar_tests(
     bars: np.ndarray,
     count: int,
     seed: int,
+    progress=None,
 ) -> list[TestResult]:
-    """The test of each ``tested`` comparison against ``count`` reorderings of whole bars of b."""
+    """The test of each ``tested`` comparison against ``count`` reorderings of whole bars
+    of b; ``progress(k)`` is told of each group of k comparisons done."""
     results = [_UNTESTED] * len(comparisons)
     if count <= 0:
         return results
@@ -562,6 +648,8 @@ def _bar_tests(
         nulls = _bar_nulls(windows, name, [comparisons[r] for r in rows], bars, count, seed)
         for row, null in zip(rows, nulls):
             results[row] = _test_result(observed[row], null)
+        if progress is not None:
+            progress(len(rows))
     return results
 
 
@@ -608,7 +696,9 @@ class Settings:
             list(self.layers), list(self.quantities), self.gramian, list(self.shifts), list(self.families)
         )
 
-    def table(self, matrices: dict[str, np.ndarray], bars: np.ndarray) -> pd.DataFrame:
+    def table(
+        self, matrices, bars: np.ndarray, memory_bytes: int | None = None, progress=None
+    ) -> pd.DataFrame:
         return resemblance_table(
             matrices,
             bars,
@@ -618,6 +708,8 @@ class Settings:
             self.bar_permutations,
             list(self.bar_families),
             self.seed,
+            memory_bytes,
+            progress,
         )
 
 
@@ -633,3 +725,43 @@ def gramians_of(activation, tokens: list[str], settings: Settings, dtype=np.floa
                 activation(layer, quantity), dtype
             )
     return matrices
+
+
+class LazyGramians(Mapping):
+    """X^T X and the Gramians of ``settings`` by name, like gramians_of, but each
+    computed when first asked for and only the most recent ``keep`` kept: a long
+    tune's Gramians do not fit in memory together."""
+
+    def __init__(self, activation, tokens: list[str], settings: Settings, keep: int, dtype=np.float64):
+        self.activation, self.tokens, self.settings, self.dtype = activation, tokens, settings, dtype
+        self.keep = max(1, keep)
+        self.names = ["onehot"] + [
+            gramian_name(layer, quantity, settings.gramian)
+            for layer in settings.layers
+            for quantity in settings.quantities
+        ]
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self._cache:
+            self._cache[name] = self._cache.pop(name)  # most recently used last
+            return self._cache[name]
+        if name not in self.names:
+            raise KeyError(name)
+        while len(self._cache) >= self.keep:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[name] = self._compute(name)
+        return self._cache[name]
+
+    def _compute(self, name: str) -> np.ndarray:
+        if name == "onehot":
+            return onehot_gramian(self.tokens)
+        gramian = magnitude_gramian if self.settings.gramian == "abs" else signed_gramian
+        layer, quantity = name.split(".")[:2]
+        return gramian(self.activation(int(layer[1:]), quantity), self.dtype)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)

@@ -7,7 +7,8 @@ as an (n_steps, n_units) array straight from the Arrow buffer, without a
 Python loop over rows.
 
 Both files carry the provenance in their schema metadata under the key
-``folkrnn_lens``: model file and SHA-256, vocabulary, mode, seed, temperature.
+``folkrnn_lens``: model file and SHA-256, the source file (ABC or token file) of a
+read transcription and its SHA-256, vocabulary, mode, seed, temperature.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Provenance:
     seed: int | None = None
     temperature: float | None = None
     prime: list[str] = field(default_factory=list)
+    source_file: str | None = None  # the ABC or token file a read tune came from
+    source_sha256: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(self.__dict__).encode()

@@ -4,6 +4,7 @@ A token file holds tunes separated by blank lines; each tune is a meter line
 (``M:6/8``), a mode line (``K:Cmaj``) and one line of body tokens separated by
 spaces, exactly as folk-rnn's ``data_v2`` training file.  A model reads
 ``<s>`` followed by the tune's tokens and is trained to predict ``</s>`` last.
+Token files are read as UTF-8, with or without a byte-order mark.
 """
 
 from __future__ import annotations
@@ -17,6 +18,18 @@ END = "</s>"
 MODES = ("K:Cmaj", "K:Cmin", "K:Cdor", "K:Cmix")
 
 _METER = re.compile(r"^M:\d+/\d+$")
+_NOTE = re.compile(r"[_=^]*[A-Ga-g][,']*")
+# every token folkrnn_lens.abc writes (and folk-rnn's data_v2 holds), besides <s> and </s>
+_TUNE_TOKEN = re.compile(
+    r"""
+      M:[0-9]+/[0-9]+ | K:C(maj|min|dor|mix)                    # meter, mode
+    | (\^\^|\^|=|__|_)?[A-Ga-g][,']* | z                         # note, rest
+    | ([0-9]+ | [0-9]*/[0-9]+) [<>]{0,3}                       # duration (folk-rnn v2: also 2>, /2<)
+    | \| | \|: | :\| | :: | \|[0-9]+                             # bar lines, endings
+    | >{1,3} | <{1,3} | \([2-9] | \[ | \]                        # broken rhythm, tuplet, chord
+    """,
+    re.VERBOSE,
+)
 
 
 class TokenFormatError(ValueError):
@@ -49,7 +62,16 @@ def is_bar(token: str) -> bool:
 
 def is_sounding(token: str) -> bool:
     """A note or a rest: the tokens that fill a bar."""
-    return bool(re.match(r"^[_=^]*[A-Ga-gz][,']*$", token))
+    return token == "z" or is_note(token)
+
+
+def is_note(token: str) -> bool:
+    return bool(_NOTE.fullmatch(token))
+
+
+def is_tune_token(token: str) -> bool:
+    """A token of folk-rnn's format that a tune can hold: meter, mode or body token."""
+    return bool(_TUNE_TOKEN.fullmatch(token))
 
 
 def bar_indices(tokens: list[str]) -> list[int]:
@@ -88,7 +110,16 @@ def parse_transcription(lines: list[str], source: str, first_line: int) -> Trans
                 raise TokenFormatError(
                     f"{where}: line {line_number}: body token {len(body)} {token!r} is not allowed in a body"
                 )
+    _check_notes(body, where)
     return Transcription(meter, mode, tuple(body))
+
+
+def _check_notes(body: list[str], where: str) -> None:
+    """Refuse a tune without notes, as the ABC path does: every statistic of it would be NaN."""
+    if not body:
+        raise TokenFormatError(f"{where}: the tune has no body (no notes) after its meter and mode lines")
+    if not any(is_note(token) for token in body):
+        raise TokenFormatError(f"{where}: the tune's body has no notes")
 
 
 def parse_token_text(text: str, source: str = "<string>") -> list[Transcription]:
@@ -106,7 +137,12 @@ def parse_token_text(text: str, source: str = "<string>") -> list[Transcription]
 
 
 def read_token_file(path: str | Path) -> list[Transcription]:
-    return parse_token_text(Path(path).read_text(encoding="utf-8"), str(path))
+    """The tunes of a UTF-8 token file; a byte-order mark (Windows editors) is dropped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise TokenFormatError(f"{path}: not a UTF-8 text file ({error})") from None
+    return parse_token_text(text, str(path))
 
 
 def format_token_text(tunes: list[Transcription]) -> str:

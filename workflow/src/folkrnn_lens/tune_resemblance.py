@@ -24,8 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .matrices import read_activations
-from .resemblance import Settings, gramians_of
+from .logs import Progress
+from .matrices import read_activations, read_steps
+from .resemblance import LazyGramians, Settings, matrices_per_chunk
 from .saturation import GATES, saturation_table
 from .tables import METADATA_KEY, read_provenance
 
@@ -104,26 +105,33 @@ def analyse_resemblance(
     recorded_layers: list[int],
     recorded_quantities: list[str],
     dpi: int = 100,
+    window: tuple[int, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Both tables of one transcription, and their figures (where paths are given)."""
+    """Both tables of one transcription, and their figures (where paths are given); of
+    the steps start..stop-1 only, where a ``window`` is given."""
     from .comparison_figures import draw_resemblance, draw_saturation
 
     started = time.perf_counter()
     settings = Settings.from_config(section, list(recorded_layers), list(recorded_quantities))
     low, high = saturation_thresholds(section)
-    steps = pq.read_table(steps_path, columns=["input_token", "bar"])
-    tokens, bars = steps["input_token"].to_pylist(), steps["bar"].to_numpy()
+    tokens, bars, _ = read_steps(steps_path, False, window)
     compared = {(layer, q) for layer in settings.layers for q in settings.quantities}
     gates = saturation_gates(settings, recorded_quantities)
-    loaded = read_activations(activations_path, compared | set(gates))
+    loaded = read_activations(activations_path, compared | set(gates), window)
 
-    matrices = gramians_of(lambda layer, q: loaded[layer, q], tokens, settings)
-    table = with_parts(settings.table(matrices, bars), name)
+    keep = matrices_per_chunk(len(tokens))
+    matrices = LazyGramians(lambda layer, q: loaded[layer, q], tokens, settings, keep)
+
+    total = len(settings.comparisons()) * len(settings.statistics)
+    progress = Progress(log, f"{name}: comparisons (statistic x comparison) of {len(tokens)} steps", total)
+    table = with_parts(settings.table(matrices, bars, progress=progress.advance), name)
     saturation = saturation_table({pair: loaded[pair] for pair in gates}, low, high)
     saturation.insert(0, "transcription", name)
     computed = time.perf_counter() - started
 
     recorded = {"transcription": name, **asdict(settings), "saturation": {"low": low, "high": high}}
+    if window is not None:
+        recorded["window"] = list(window)
     metadata = {SETTINGS_KEY: json.dumps(recorded).encode()}
     try:
         metadata[METADATA_KEY] = json.dumps(read_provenance(activations_path)).encode()
