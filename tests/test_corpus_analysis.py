@@ -1,8 +1,11 @@
 """Corpus mode: every tune's resemblance table and summaries, streamed in parts,
 then aggregated; and the fast per-tune resemblance table it rests on."""
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 from scipy import stats
@@ -265,7 +268,7 @@ def corpus_config(jobs: int) -> dict:
                 "tunes": {"corpus": "small", "sample": 12, "seed": 1}, "jobs": jobs, "batch_steps": 1024
             },
             "gen5": {"tunes": {"generate": {"count": 5, "seed": 7, "max_length": 60}}, "jobs": 1,
-                     "tune_figures": True},
+                     "tune_figures": True, "resemblance": {"saturation": {"low": 0.3}}},
         },
         "corpus_comparisons": [["real12", "gen5"]],
         "torch_threads": 1,
@@ -328,3 +331,28 @@ def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
         one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
         two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")
         pd.testing.assert_frame_equal(one, two, check_exact=True)
+
+
+def part_metadata(results, analysis):
+    path = results / "corpus_analysis" / analysis / "parts" / "0" / "saturation.parquet"
+    return json.loads(pq.read_schema(path).metadata[b"folkrnn_lens"])
+
+
+def test_an_analysis_uses_its_own_saturation_thresholds(corpus_run):
+    """gen5 sets its own low threshold; high comes from the top level's defaults."""
+    assert part_metadata(corpus_run, "gen5")["saturation"] == {"low": 0.3, "high": 0.9}
+    assert part_metadata(corpus_run, "real12")["saturation"] == {"low": 0.1, "high": 0.9}
+    gen5 = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "saturation.parquet")
+    real12 = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / "saturation.parquet")
+    assert gen5["mean_frac_below"].mean() > real12["mean_frac_below"].mean()  # a higher low: more below
+
+
+def test_cuda_without_a_cuda_device_is_refused_by_name():
+    import torch
+
+    from folkrnn_lens.model import use_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="device 'cuda' but torch sees no CUDA device"):
+        use_device("cuda", 1)

@@ -283,3 +283,20 @@ def test_colours_in_blocks_of_rows_equal_colouring_the_whole_matrix(kind, monkey
     whole = F.band_colours(matrix, kind, F.Style())
     monkeypatch.setattr(F, "COLOUR_ROWS", 4)
     np.testing.assert_array_equal(F.band_colours(matrix, kind, F.Style()), whole)
+
+
+def test_the_double_repeat_draws_a_bar_line_like_the_others():
+    """'::' is a bar line (tokens.is_bar): the heatmaps and the probe figures draw it."""
+    from matplotlib.figure import Figure
+
+    from folkrnn_lens.comparison_figures import _bar_lines
+
+    tokens = ["<s>", "M:4/4", "K:Cmaj", "A", "|", "B", "::", "c", ":|", "d"]
+    expected = [4, 6, 8]
+    canvas = F.MatrixCanvas(tokens, np.zeros(len(tokens), int), STYLE, side_inches=2.0, dpi=50)
+    vertical = [segment[0][0] for segment in canvas.lines[0].get_segments() if segment[0][0] == segment[1][0]]
+    assert sorted(vertical) == expected
+    ax = Figure().add_subplot()
+    _bar_lines(ax, tokens, len(tokens))
+    segments = ax.collections[0].get_segments()
+    assert sorted(s[0][0] for s in segments if s[0][0] == s[1][0]) == expected

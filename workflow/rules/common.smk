@@ -215,6 +215,18 @@ def corpus_settings(analysis):
     )
 
 
+def corpus_saturation(analysis):
+    """The saturation thresholds of a corpus analysis: its own over the top level's."""
+    section = {
+        "saturation": {
+            **(config["resemblance"].get("saturation") or {}),
+            **(corpus_analysis(analysis)["resemblance"].get("saturation") or {}),
+        }
+    }
+    low, high = saturation_thresholds(section)
+    return {"low": low, "high": high}
+
+
 def corpus_part_inputs(wildcards):
     """The model, and the built corpus where the tunes are real."""
     tunes = corpus_analysis(wildcards.analysis)["tunes"]

@@ -30,7 +30,7 @@ rule corpus_part:
         settings=lambda wildcards: corpus_settings(wildcards.analysis),
         bands=config["analysis"]["bands"],
         analysis=config["analysis"],  # the style of tune figures
-        saturation=config["resemblance"]["saturation"],
+        saturation=lambda wildcards: corpus_saturation(wildcards.analysis),
         device=config["device"],
     script:
         "../scripts/corpus_part.py"

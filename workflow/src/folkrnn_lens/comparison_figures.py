@@ -18,6 +18,7 @@ import pandas as pd
 
 from .figures import DEFAULT_COLOURS
 from .saturation import GATES
+from .tokens import is_bar
 
 DIVERGING = "RdBu_r"
 GATE_COLOURS = {"i": "#1a7f72", "f": "#c0392b", "o": "#6a3d9a"}  # teal, sanguine, violet
@@ -298,7 +299,7 @@ def draw_saturation(
 def _bar_lines(ax, tokens: list[str], n: int) -> None:
     from matplotlib.collections import LineCollection
 
-    bars = [k for k, token in enumerate(tokens) if "|" in token]
+    bars = [k for k, token in enumerate(tokens) if is_bar(token)]
     segments = [((b, -0.5), (b, n - 0.5)) for b in bars] + [((-0.5, b), (n - 0.5, b)) for b in bars]
     ax.add_collection(
         LineCollection(segments, colors=DEFAULT_COLOURS["bar_lines"], linewidths=0.5, alpha=0.6)

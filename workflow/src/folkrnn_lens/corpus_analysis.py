@@ -449,12 +449,10 @@ def run_part(
     """One job of a corpus analysis: its part of the tunes, through the model (and,
     where the analysis asks for ``tune_figures``, a figure per tune styled by
     config's ``analysis`` section)."""
-    import torch
 
-    from .model import file_sha256, load_model
+    from .model import file_sha256, load_model_on
 
-    torch.set_num_threads(threads)
-    model = load_model(model_path).to(device)
+    model = load_model_on(model_path, device, threads)
     generation = spec["tunes"].get("generate")
     tunes = select_tunes(spec["tunes"], corpus_table, corpus_tokens)
     max_length = generation.get("max_length", 1000) if generation is not None else None
@@ -469,6 +467,8 @@ def run_part(
         "corpus_file": None if corpus_tokens is None else str(corpus_tokens),
         "corpus_sha256": None if corpus_tokens is None else file_sha256(corpus_tokens),
         "settings": {key: getattr(settings, key) for key in settings.__dataclass_fields__},
+        "saturation": {"low": thresholds["low"], "high": thresholds["high"]},
+        "torch_threads": threads,
     }
     count = sum(map(len, batches))
     log.info("%s part %d of %d: %d of %d tunes", name, part + 1, spec["jobs"], count, len(tunes))

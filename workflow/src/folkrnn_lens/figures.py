@@ -38,6 +38,7 @@ import numpy as np
 
 from .logs import eta
 from .matrices import Plan, band_limits
+from .tokens import is_bar
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ class MatrixCanvas:
         self.size_px = (W, H)
         self.axes, self.images, self.lines, self.boxes = [], [], [], []
         self.panel_titles, self.xlabels, self.ylabels = [], [], []
-        bar_steps = [i for i, t in enumerate(tokens) if "|" in t]
+        bar_steps = [i for i, t in enumerate(tokens) if is_bar(t)]
         spans = bar_spans(bars)
         # bar numbers: every k-th where the bars are too narrow for their labels
         bar_pitch = side * 72 / max(len(spans), 1)  # points per bar, on average

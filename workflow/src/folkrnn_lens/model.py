@@ -731,6 +731,20 @@ def _check_shape(path, index: int, array: np.ndarray, shape: tuple) -> None:
         )
 
 
+def use_device(device: str, threads: int) -> torch.device:
+    """torch set up as config asks: ``threads`` fixed (BLAS results may depend on
+    it, so results are the same bytes however many jobs run) and ``device`` checked."""
+    torch.set_num_threads(threads)
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def load_model_on(path: str | Path, device: str, threads: int) -> FolkRNN:
+    """load_model, on ``device`` with torch's ``threads`` set (use_device)."""
+    return load_model(path).to(use_device(device, threads))
+
+
 def load_model(path: str | Path) -> FolkRNN:
     """A folkrnn-lens checkpoint (.safetensors) or an original folk-rnn pickle (.pkl)."""
     path = Path(path)

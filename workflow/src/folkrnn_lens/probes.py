@@ -285,17 +285,13 @@ def analyse_probe(
     dpi: int = 100,
 ) -> ProbeResult:
     """The rule ``probe``: the probed tune, its tables and its difference figure."""
-    import torch
 
     from .comparison_figures import draw_probe
-    from .model import load_model
+    from .model import load_model_on
 
     probe = Probe.from_config(name, spec)
     tokens = read_one_tune(tokens_path, probe)
-    torch.set_num_threads(threads)  # fixed by config: BLAS results may depend on it
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
-    model = load_model(model_path).to(device)
+    model = load_model_on(model_path, device, threads)
     result = run_probe(model, tokens, probe, gramian)
     probed = result.tokens[1:]
     Path(out_tokens).parent.mkdir(parents=True, exist_ok=True)

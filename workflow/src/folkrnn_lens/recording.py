@@ -11,18 +11,11 @@ from pathlib import Path
 
 import torch
 
-from .model import FolkRNN, FolkRNNConfig, file_sha256, load_model, save_checkpoint
+from .model import FolkRNN, FolkRNNConfig, file_sha256, load_model_on, save_checkpoint
 from .tables import Provenance, write_capture
 from .tokens import END, START, Transcription, read_token_file
 
 log = logging.getLogger(__name__)
-
-
-def _prepare(model_path: str | Path, device: str, threads: int) -> FolkRNN:
-    torch.set_num_threads(threads)  # fixed by config: BLAS results may depend on it
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config asks for device 'cuda' but torch sees no CUDA device")
-    return load_model(model_path).to(device)
 
 
 def _provenance(
@@ -54,7 +47,7 @@ def record_read(
 ) -> None:
     """Teacher-force the single tune of a token file through the model; the provenance
     names ``source_path`` (the ABC or token file the tune came from) and its SHA-256."""
-    model = _prepare(model_path, device, threads)
+    model = load_model_on(model_path, device, threads)
     tunes = read_token_file(tokens_path)
     if len(tunes) != 1:
         raise ValueError(f"{tokens_path}: expected one tune, found {len(tunes)}")
@@ -83,7 +76,7 @@ def record_generate(
     threads: int = 1,
 ) -> None:
     """Generate a tune from a seed, recording every step, and write its tokens."""
-    model = _prepare(model_path, device, threads)
+    model = load_model_on(model_path, device, threads)
     prime = list(prime or [])
     capture = model.generate([seed], temperature, prime, max_length)[0]
     provenance = _provenance(

@@ -45,7 +45,15 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn as nn
 
-from .model import FolkRNN, FolkRNNConfig, checkpoint_header, file_sha256, load_checkpoint, save_checkpoint
+from .model import (
+    FolkRNN,
+    FolkRNNConfig,
+    checkpoint_header,
+    file_sha256,
+    load_checkpoint,
+    save_checkpoint,
+    use_device,
+)
 from .recording import vocabulary_of
 from .tokens import END, START, read_token_file, write_token_file
 
@@ -571,12 +579,9 @@ def train_model(
     epoch is its last) and ``continue_log`` (its epoch table) start the run after that
     epoch instead of from scratch (``continued_state``). Returns the per-epoch table.
     """
-    torch.set_num_threads(config.threads)  # fixed: BLAS results may depend on it
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training asks for device 'cuda' but torch sees no CUDA device")
+    device = use_device(config.device, config.threads)
     if config.device == "cuda":  # deterministic cuBLAS (before the first CUDA call)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    device = torch.device(config.device)
     state_path, model_path = Path(state_path), Path(model_path)
     state_path.parent.mkdir(parents=True, exist_ok=True)
     vocab = vocabulary_of([train_path, valid_path, *vocabulary_files])
