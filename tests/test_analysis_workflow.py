@@ -13,6 +13,8 @@ from folkrnn_lens.score import bar_numbers_in_svg
 from .conftest import EXCERPT, ROOT
 from .test_workflow import SNAKEMAKE, make_workdir, run_snakemake
 
+pytestmark = pytest.mark.slow  # runs Snakemake: seconds to minutes a test
+
 
 def analysis_config(analysis: dict, record: dict | None = None) -> dict:
     return {

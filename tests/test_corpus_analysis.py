@@ -282,6 +282,7 @@ def corpus_run(tmp_path_factory):
     return workdir / "results"
 
 
+@pytest.mark.slow
 def test_a_dozen_tunes_end_to_end(corpus_run):
     folder = corpus_run / "corpus_analysis" / "real12"
     tunes = pd.read_parquet(folder / "tunes.parquet")
@@ -308,6 +309,7 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
     assert (corpus_run / "benchmarks" / "corpus_analysis" / "real12" / "part_0.tsv").exists()
 
 
+@pytest.mark.slow
 def test_generated_tunes_and_the_comparison(corpus_run):
     tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
     assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["kind"] == "generated").all()
@@ -323,6 +325,7 @@ def test_generated_tunes_and_the_comparison(corpus_run):
     assert (corpus_run / "corpus_comparisons" / "real12_vs_gen5" / "comparison.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
     target = "results/corpus_analysis/real12/resemblance.parquet"
@@ -338,6 +341,7 @@ def part_metadata(results, analysis):
     return json.loads(pq.read_schema(path).metadata[b"folkrnn_lens"])
 
 
+@pytest.mark.slow
 def test_an_analysis_uses_its_own_saturation_thresholds(corpus_run):
     """gen5 sets its own low threshold; high comes from the top level's defaults."""
     assert part_metadata(corpus_run, "gen5")["saturation"] == {"low": 0.3, "high": 0.9}

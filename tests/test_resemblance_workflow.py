@@ -10,6 +10,8 @@ from folkrnn_lens.tokens import read_token_file
 from .conftest import EXCERPT
 from .test_workflow import failure_before_any_job, make_workdir, run_snakemake
 
+pytestmark = pytest.mark.slow  # runs Snakemake: seconds to minutes a test
+
 
 def resemblance_config(**changes) -> dict:
     config = {

@@ -470,6 +470,7 @@ def test_a_training_run_must_name_a_configured_corpus(tmp_path):
     assert message in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_the_train_target_trains_a_model_that_reads_tunes(tmp_path):
     workdir = make_workdir(tmp_path / "run", tiny_workflow_config())
     dry = run_snakemake(workdir, "-n", "-j", "2")  # the default target never trains
@@ -498,6 +499,7 @@ def test_the_train_target_trains_a_model_that_reads_tunes(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+@pytest.mark.slow
 def test_the_train_rule_continues_a_run_from_its_checkpoint(tmp_path):
     config = tiny_workflow_config()
     workdir = make_workdir(tmp_path / "run", config)

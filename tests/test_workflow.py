@@ -15,6 +15,8 @@ from folkrnn_lens.tables import load_activation, read_provenance
 
 from .conftest import EXCERPT, ROOT
 
+pytestmark = pytest.mark.slow  # runs Snakemake: seconds to minutes a test
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 ABC = """X:7
