@@ -15,7 +15,7 @@ from folkrnn_lens.tables import Provenance, write_capture
 
 from .conftest import small_model
 
-# ---- reference implementations: one pair at a time, straight from DESIGN.md ------
+# ---- reference implementations: one pair at a time, straight from docs/specification.md ------
 
 
 def reference_onehot(tokens):

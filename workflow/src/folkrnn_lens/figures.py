@@ -1,4 +1,4 @@
-"""Heatmaps and animations of the part-9 matrices, with the colour bands of DESIGN.md.
+"""Heatmaps and animations of the part-9 matrices, with the colour bands of docs/specification.md.
 
 Colours are computed here, not by a matplotlib colormap, so that a cell is in a
 band exactly when ``matrices.band_counts`` counts it there:
@@ -628,7 +628,7 @@ def _panel_text(spec, tokens: bool = True) -> tuple[str, str, str]:
 
 def display_matrix(matrix: np.ndarray, kind: str) -> np.ndarray:
     """What the image shows: a cross matrix U_a^T U_b transposed, so b runs along the
-    vertical axis (DESIGN.md); the symmetric ones as they are."""
+    vertical axis (docs/specification.md); the symmetric ones as they are."""
     return matrix.T if kind == "cross" else matrix
 
 

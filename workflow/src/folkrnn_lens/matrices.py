@@ -3,7 +3,7 @@
 Every matrix is n x n for a tune of n steps, computed with matrix products (or,
 for the L1 distances, one broadcast per chunk of rows), never a Python loop
 over pairs. Activations come as (n_steps, n_units) arrays, one row per step, so
-DESIGN.md's Q^T Q (columns = steps) is ``A @ A.T`` here.
+docs/specification.md's Q^T Q (columns = steps) is ``A @ A.T`` here.
 
 Matrix names, used identically as keys of ``matrices.npz``, in the summary
 table, in figure file names and in titles (layers counted from 1, quantities
@@ -21,7 +21,7 @@ name                   kind        entry (s, t)
 
 A cross matrix ``L{l}.{a}_x_{b}`` is U_a^T U_b: row s is gate a at step s, column
 t is gate b at step t. It is not symmetric; figures draw b along the vertical
-axis (DESIGN.md).
+axis (docs/specification.md).
 
 Unit normalisation of a zero activation vector (a step where every unit is
 exactly 0) is undefined: its cosines with every step, itself included, are

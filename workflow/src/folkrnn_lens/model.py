@@ -4,7 +4,7 @@ The model is a token-level LSTM language model: one-hot input, a stack of LSTM
 layers without peepholes, a softmax over the vocabulary. Weights are kept in the
 layout of the original Lasagne model (``x @ W``, gates concatenated in the order
 i, f, g, o, which is also torch.nn.LSTM's order), so a folk-rnn pickle maps onto
-the parameters without reshuffling and every equation of DESIGN.md reads
+the parameters without reshuffling and every equation of docs/specification.md reads
 directly off the code:
 
     i = sigmoid(a W_xi + h W_hi + b_i)     f = sigmoid(a W_xf + h W_hf + b_f)
@@ -663,7 +663,7 @@ def _float32_arrays(path, values) -> list[np.ndarray]:
 
 def load_folkrnn_pickle(path: str | Path) -> FolkRNN:
     """The original folk-rnn v2 model: a Python-2 pickle of a dict with ``token2idx``
-    and ``param_values``, 45 Lasagne arrays (DESIGN.md): [0] the identity embedding,
+    and ``param_values``, 45 Lasagne arrays (docs/specification.md): [0] the identity embedding,
     14 arrays per LSTM layer (PICKLE_LAYER_ARRAYS), then W_out and b_out. Read by
     _ArraysOnlyUnpickler, so a pickle that names anything else runs nothing."""
     with open(path, "rb") as stream:

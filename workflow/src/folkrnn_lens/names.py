@@ -1,7 +1,7 @@
 """The one name of each recorded quantity, shared by the model, the tables, the
 config, file names and figure titles (as TransformerLens names its hooks).
 
-Layers are counted from 1. For layer l at step t (DESIGN.md):
+Layers are counted from 1. For layer l at step t (docs/specification.md):
 
 - ``i`` in gate, ``f`` forget gate, ``o`` out gate (sigmoids);
 - ``g_pre`` the cell gate before tanh, ``g`` = tanh(g_pre);

@@ -1,6 +1,6 @@
 """A plain numpy reference of folk-rnn v2, one step and one gate at a time.
 
-It follows DESIGN.md's equations literally, in the style of folk-rnn's own
+It follows docs/specification.md's equations literally, in the style of folk-rnn's own
 ``sample_rnn.py``: separate weight matrices per gate, one-hot input vectors,
 ``np.dot`` per gate. Tests check the fast capture against it, and the benchmark
 uses it as the per-step baseline. Not for production use: it is slow on purpose.

@@ -113,7 +113,7 @@ def shifted_pair(A: np.ndarray, B: np.ndarray, shift: int) -> tuple[np.ndarray, 
 
     With A an activation Gramian and B = X^T X of the input tokens, shift 1 sets
     the activations of step t against the token input at step t + 1, the token
-    the model predicts at step t (DESIGN.md's one-step shift).
+    the model predicts at step t (docs/specification.md's one-step shift).
     """
     if shift < 0:
         B_part, A_part = shifted_pair(B, A, -shift)

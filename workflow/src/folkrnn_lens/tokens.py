@@ -55,8 +55,8 @@ class Transcription:
 
 
 def is_bar(token: str) -> bool:
-    """A bar line or repeat sign: a token containing '|' (DESIGN.md), or '::', the
-    double repeat, which ABC notates as a bar line (DESIGN.md lists it among them)."""
+    """A bar line or repeat sign: a token containing '|', or '::', the double repeat,
+    which ABC notates as a bar line (docs/specification.md)."""
     return "|" in token or token == "::"
 
 

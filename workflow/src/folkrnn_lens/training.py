@@ -1,6 +1,6 @@
 """Training folk-rnn v2 on a token corpus: folk-rnn's recipe, seeded and resumable.
 
-The recipe (DESIGN.md, folk-rnn's ``configurations/config5.py`` and ``train_rnn.py``):
+The recipe (docs/specification.md, folk-rnn's ``configurations/config5.py`` and ``train_rnn.py``):
 
 - every tune is read as ``<s>``, its tokens, ``</s>``; batches of 64 tunes of similar
   length, padded at the end, the padding masked out of the loss;
