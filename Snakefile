@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/tokens.smk"
 include: "workflow/rules/model.smk"
@@ -17,6 +20,7 @@ include: "workflow/rules/matrices.smk"
 include: "workflow/rules/resemblance.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/corpus_analysis.smk"
+include: "workflow/rules/explorer.smk"
 
 
 rule all:

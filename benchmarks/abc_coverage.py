@@ -1,4 +1,4 @@
-"""How much of music21's real ABC collections folkrnn_lens.abc can normalise.
+"""How much of music21's real ABC collections folkrnn_lens.tokens.abc can normalise.
 
 Usage: python benchmarks/abc_coverage.py [--out skipped.csv] [--top 10]
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "src"))
 
-from folkrnn_lens.abc import AbcTune, read_abc_file  # noqa: E402
-from folkrnn_lens.corpus import music21_corpus_dir  # noqa: E402
+from folkrnn_lens.tokens.abc import AbcTune, read_abc_file  # noqa: E402
+from folkrnn_lens.tokens.corpus import music21_corpus_dir  # noqa: E402
 
 COLLECTIONS = ("oneills1850", "ryansMammoth")
 

@@ -34,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "workflow" / "src"))
 
-from folkrnn_lens.corpus import load_transcription  # noqa: E402
-from folkrnn_lens.recording import init_untrained_model  # noqa: E402
-from folkrnn_lens.tokens import write_token_file  # noqa: E402
+from folkrnn_lens.model.untrained import init_untrained_model  # noqa: E402
+from folkrnn_lens.tokens.corpus import load_transcription  # noqa: E402
+from folkrnn_lens.tokens.format import write_token_file  # noqa: E402
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 

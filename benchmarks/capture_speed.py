@@ -21,8 +21,8 @@ import time
 import numpy as np
 import torch
 
-from folkrnn_lens.model import FolkRNN, FolkRNNConfig
-from folkrnn_lens.reference import reference_read
+from folkrnn_lens.model.folkrnn import FolkRNN, FolkRNNConfig
+from folkrnn_lens.model.reference import reference_read
 
 
 def seconds(function) -> float:

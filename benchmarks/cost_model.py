@@ -29,35 +29,48 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from long_tune import long_tune  # noqa: E402
 
 from folkrnn_lens.cost import JobSizes, job_costs  # noqa: E402
-from folkrnn_lens.tokens import write_token_file  # noqa: E402
+from folkrnn_lens.tokens.format import write_token_file  # noqa: E402
 
-STAGES = ("activations", "matrices", "figures", "resemblance")
+STAGES = ("activations", "matrices", "figures", "resemblance", "explorer")
 MODEL = ROOT / "resources" / "models" / "folkrnn_v2_music21.safetensors"
 
 # Each stage as a job runs it: its imports, then the library call.
 PROGRAMS = {
     "activations": """
-        from folkrnn_lens.recording import record_read
-        record_read(MODEL, DIR / "tokens.txt", DIR / "steps.parquet", DIR / "activations.parquet",
+        from folkrnn_lens.activations.record import read_activations
+        read_activations(MODEL, DIR / "tokens.txt", DIR / "steps.parquet", DIR / "activations.parquet",
                     [1, 2, 3], list(QUANTITIES), "tune", "cpu", 2)
     """,
     "matrices": """
-        from folkrnn_lens.matrices import analyse_transcription
-        analyse_transcription("tune", DIR / "steps.parquet", DIR / "activations.parquet",
-                              DIR / "matrices.npz", DIR / "summary.parquet", CONFIG["analysis"])
+        from folkrnn_lens.matrices.compute import compute_matrices
+        from folkrnn_lens.matrices.plan import plan_analysis
+        compute_matrices("tune", DIR / "steps.parquet", DIR / "activations.parquet",
+                         DIR / "matrices.npz", DIR / "summary.parquet", plan_analysis(CONFIG["analysis"]))
     """,
     "figures": """
-        from folkrnn_lens.figures import Style, draw_transcription
-        from folkrnn_lens.matrices import plan_analysis
-        draw_transcription("tune", DIR / "matrices.npz", DIR / "summary.parquet",
-                           plan_analysis(CONFIG["analysis"]), DIR / "figures", DIR / "animations",
-                           Style.from_config(CONFIG["analysis"]), threads=2)
+        from folkrnn_lens.figures.draw import draw_figures
+        from folkrnn_lens.figures.style import Style
+        from folkrnn_lens.matrices.plan import plan_analysis
+        draw_figures("tune", DIR / "matrices.npz", DIR / "summary.parquet",
+                     plan_analysis(CONFIG["analysis"]), DIR / "figures", DIR / "animations",
+                     Style.from_config(CONFIG["analysis"]), threads=2)
     """,
     "resemblance": """
-        from folkrnn_lens.tune_resemblance import analyse_resemblance
-        analyse_resemblance("tune", DIR / "steps.parquet", DIR / "activations.parquet",
+        from folkrnn_lens.resemblance.settings import Settings
+        from folkrnn_lens.resemblance.transcription import measure_resemblance
+        settings = Settings.from_config(CONFIG["resemblance"], [1, 2, 3], list(QUANTITIES))
+        measure_resemblance("tune", DIR / "steps.parquet", DIR / "activations.parquet",
                             DIR / "resemblance.parquet", DIR / "saturation.parquet", DIR / "r.png",
-                            DIR / "s.png", CONFIG["resemblance"], [1, 2, 3], list(QUANTITIES))
+                            DIR / "s.png", settings, list(QUANTITIES))
+    """,
+    "explorer": """
+        from folkrnn_lens.explorer.build import build_explorer
+        from folkrnn_lens.figures.style import Style
+        from folkrnn_lens.matrices.plan import plan_analysis
+        analysis = CONFIG["analysis"]
+        build_explorer("tune", DIR / "steps.parquet", DIR / "activations.parquet", DIR / "summary.parquet",
+                       DIR / "matrices.npz", plan_analysis(analysis), Style.from_config(analysis),
+                       DIR / "explorer.html", DIR / "explorer")
     """,
 }
 PRELUDE = """
@@ -112,7 +125,8 @@ def main() -> None:
             write_token_file(folder / "tokens.txt", [tune])
             steps = len(tune.tokens) + 1
             costs = job_costs(JobSizes.from_config(config, steps))
-            needed = {*args.stages, "activations", *(["matrices"] if "figures" in args.stages else [])}
+            drawn = {"figures", "explorer"} & set(args.stages)  # these read the matrices
+            needed = {*args.stages, "activations", *(["matrices"] if drawn else [])}
             for stage in [s for s in STAGES if s in needed]:
                 measured = measure(stage, folder, config)
                 if stage not in args.stages:

@@ -25,9 +25,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "workflow" / "src"))
 
-from folkrnn_lens.abc import read_abc_file  # noqa: E402
-from folkrnn_lens.corpus import resolve_source  # noqa: E402
-from folkrnn_lens.tokens import Transcription, is_bar, write_token_file  # noqa: E402
+from folkrnn_lens.tokens.abc import read_abc_file  # noqa: E402
+from folkrnn_lens.tokens.corpus import resolve_source  # noqa: E402
+from folkrnn_lens.tokens.format import Transcription, is_bar, write_token_file  # noqa: E402
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 SOURCE = "music21:oneills1850"

@@ -5,9 +5,9 @@ Usage: python benchmarks/training_speed.py [--tunes 64] [--steps 200] [--repeats
 Builds a full-size folk-rnn v2 (137 tokens, 3 x 512) with folk-rnn's initialisation and
 a batch of random token sequences, then prints the best-of-N wall time of one training
 step (forward, folk-rnn's loss, backward, Lasagne RMSprop update) for:
-  per_step  training.clipped_forward: the layers step by step, the gradient of every
+  per_step  FolkRNN.forward(idx, clip=5): the layers step by step, the gradient of every
             step's gate pre-activations clamped to [-5, 5] (folk-rnn's grad_clipping=5)
-  fused     FolkRNN.forward: torch's fused LSTM kernel, no clipping
+  fused     FolkRNN.forward(idx): torch's fused LSTM kernel, no clipping
 and the seconds per epoch they imply for the music21 corpus (about 500,000 target
 tokens per epoch; pass --epoch-tokens to change).
 """
@@ -20,8 +20,10 @@ import time
 
 import torch
 
-from folkrnn_lens.model import FolkRNN, FolkRNNConfig
-from folkrnn_lens.training import LasagneRMSprop, folkrnn_objective, forward_logits, masked_nats
+from folkrnn_lens.model.checkpoint import use_device
+from folkrnn_lens.model.folkrnn import FolkRNN, FolkRNNConfig
+from folkrnn_lens.training.loop import folkrnn_objective, masked_nats
+from folkrnn_lens.training.optimiser import LasagneRMSprop
 
 
 def main() -> None:
@@ -36,19 +38,19 @@ def main() -> None:
     parser.add_argument("--epoch-tokens", type=int, default=500_000, help="target tokens per epoch")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    device = use_device(args.device, args.threads)
     torch.manual_seed(0)
     vocab = ["<s>", "</s>", *(f"t{k}" for k in range(135))]
     model = FolkRNN(FolkRNNConfig(vocab_size=137, n_layers=3, n_units=args.units), vocab)
     model.reset_parameters(torch.Generator().manual_seed(0))
-    model.to(args.device).train()
+    model.to(device).train()
     optimizer = LasagneRMSprop(model.parameters(), lr=0.003)
-    idx = torch.randint(0, 137, (args.tunes, args.steps + 1), device=args.device)
+    idx = torch.randint(0, 137, (args.tunes, args.steps + 1), device=device)
     inputs, targets = idx[:, :-1], idx[:, 1:]
-    mask = torch.ones(inputs.shape, device=args.device)
+    mask = torch.ones(inputs.shape, device=device)
 
     def step(clip, inputs=inputs, targets=targets, mask=mask):
-        nats = masked_nats(forward_logits(model, inputs, clip), targets, mask)
+        nats = masked_nats(model(inputs, clip), targets, mask)
         optimizer.zero_grad(set_to_none=True)
         folkrnn_objective(nats).backward()
         optimizer.step()

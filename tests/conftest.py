@@ -11,8 +11,8 @@ from pathlib import Path  # noqa: E402
 import pytest
 import torch
 
-from folkrnn_lens.model import FolkRNN, FolkRNNConfig
-from folkrnn_lens.tokens import read_token_file
+from folkrnn_lens.model.folkrnn import FolkRNN, FolkRNNConfig
+from folkrnn_lens.tokens.format import read_token_file
 
 ROOT = Path(__file__).resolve().parent.parent
 EXCERPT = ROOT / "resources" / "data_v2_excerpt.txt"

@@ -1,4 +1,4 @@
-"""Tests for folkrnn_lens.abc: ABC -> folk-rnn v2 tokens (expectations computed by hand)."""
+"""Tests for folkrnn_lens.tokens.abc: ABC -> folk-rnn v2 tokens (expectations computed by hand)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from folkrnn_lens.abc import (
+from folkrnn_lens.tokens.abc import (
     AbcError,
     AbcTune,
     normalise_abc,
@@ -267,7 +267,7 @@ def test_select_tune_by_x_and_title():
     assert select_tune(tunes, "set.abc", x=9).title == "Second Reel"
     assert select_tune(tunes, "set.abc", title="first jig").x == 7
     assert select_tune(tunes, "set.abc", x=7, title="First Jig").x == 7
-    assert select_tune(tunes, "set.abc").x == 7  # neither: the file's first tune (README)
+    assert select_tune(tunes, "set.abc").x == 7  # neither: the file's first tune (docs/configuration.md)
 
 
 def test_select_tune_errors_name_file_and_tune():

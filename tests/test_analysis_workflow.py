@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from folkrnn_lens.score import bar_numbers_in_svg
+from folkrnn_lens.figures.score import bar_numbers_in_svg
 
 from .conftest import EXCERPT, ROOT
 from .test_workflow import SNAKEMAKE, make_workdir, run_snakemake

@@ -1,11 +1,12 @@
 import copy
+import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from folkrnn_lens.config import ConfigError, check_config, check_feasible, check_references
-from folkrnn_lens.model import save_checkpoint
+from folkrnn_lens.model.checkpoint import save_checkpoint
 
 from .conftest import small_model
 
@@ -107,7 +108,7 @@ def test_a_name_that_points_nowhere_is_named(config, change, message):
             r"at transcriptions -> generated_seed_1 -> generate -> temperature: {} is not a finite number",
         ),
         (
-            lambda c, v: c["analysis"]["bands"]["distance"].update(low=v),
+            lambda c, v: c["analysis"].update(bands={"distance": {"low": v}}),
             r"at analysis -> bands -> distance -> low: {} is not a finite number",
         ),
         (
@@ -254,3 +255,19 @@ def test_the_conda_environment_keeps_in_step_with_pyproject():
         if name != "snakemake":
             wanted.add(conda_names.get(name, name) + bound)
     assert wanted <= set(conda), sorted(wanted - set(conda))
+
+
+def test_jobs_find_the_package_on_their_path_alone(monkeypatch):
+    """A job's Python (no site-packages: -S) imports the package from the PYTHONPATH
+    the workflow exports, as it must to unpickle its settings params."""
+    import subprocess
+    import sys
+
+    from folkrnn_lens.jobs import export_package_path
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    folder = export_package_path()
+    code = "import folkrnn_lens.names, sys; print(folkrnn_lens.names.__file__)"
+    found = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.startswith(folder)
+    assert os.environ["PYTHONPATH"].split(os.pathsep) == [folder, "/elsewhere"]

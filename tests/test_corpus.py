@@ -3,15 +3,15 @@ import hashlib
 import pyarrow.parquet as pq
 import pytest
 
-from folkrnn_lens.abc import AbcError
-from folkrnn_lens.corpus import (
+from folkrnn_lens.tokens.abc import AbcError
+from folkrnn_lens.tokens.corpus import (
     abc_files,
     build_corpus,
     load_transcription,
     music21_corpus_dir,
     read_corpus_sources,
 )
-from folkrnn_lens.tokens import TokenFormatError, read_token_file
+from folkrnn_lens.tokens.format import TokenFormatError, read_token_file
 
 from .conftest import EXCERPT
 

@@ -2,6 +2,9 @@
 then aggregated; and the fast per-tune resemblance table it rests on."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,30 +13,32 @@ import pytest
 from PIL import Image
 from scipy import stats
 
-from folkrnn_lens.corpus import build_corpus
-from folkrnn_lens.corpus_aggregate import aggregate_resemblance, layer_winners, mann_whitney, run_aggregate
-from folkrnn_lens.corpus_analysis import (
-    TuneSpec,
-    _bar_matrix,
-    analyse_part,
-    plan_batches,
-    read_batches,
-    select_tunes,
+from folkrnn_lens.corpus_analysis.aggregate import (
+    aggregate_resemblance,
+    corpus_aggregate,
+    layer_winners,
+    mann_whitney,
 )
-from folkrnn_lens.matrices import magnitude_gramian, onehot_gramian
-from folkrnn_lens.resemblance import (
+from folkrnn_lens.corpus_analysis.measures import _bar_matrix
+from folkrnn_lens.corpus_analysis.part import analyse_part
+from folkrnn_lens.corpus_analysis.tunes import TuneSpec, plan_batches, read_batches, select_tunes
+from folkrnn_lens.matrices.maths import magnitude_gramian, onehot_gramian
+from folkrnn_lens.resemblance.comparisons import (
     Comparison,
-    Settings,
+    plan_comparisons,
+    prepared_symmetric,
+    resemblance_table,
+)
+from folkrnn_lens.resemblance.settings import Settings
+from folkrnn_lens.resemblance.statistics import (
     bar_permutation_orders,
     circular_shift_test,
     permutation_test,
-    plan_comparisons,
     prepared,
-    prepared_symmetric,
-    resemblance_table,
     shifted_pair,
 )
-from folkrnn_lens.tokens import bar_indices, read_token_file
+from folkrnn_lens.tokens.corpus import build_corpus
+from folkrnn_lens.tokens.format import bar_indices, read_token_file
 
 from .conftest import EXCERPT, small_model
 from .test_workflow import make_workdir, run_snakemake
@@ -63,20 +68,20 @@ def test_spearman_on_the_upper_triangle_equals_all_off_diagonal_entries():
 
 
 def test_comparisons_cover_onehot_at_each_shift_and_pairs_of_layers_and_quantities():
-    comparisons = plan_comparisons([1, 2, 3], ["c", "h"], shifts=[0, 1])
+    comparisons = plan_comparisons([1, 2, 3], ["c", "h"], "abs", [0, 1])
     assert Comparison("onehot", "L2.h.abs", "onehot", 1) in comparisons
     assert Comparison("layers", "L1.c.abs", "L3.c.abs", 0) in comparisons
     assert Comparison("quantities", "L3.c.abs", "L3.h.abs", 0) in comparisons
     assert len(comparisons) == 2 * 6 + 2 * 3 + 3 * 1
     with pytest.raises(ValueError, match="unknown comparison families"):
-        plan_comparisons([1], ["h"], families=["onehot", "tokens"])
+        plan_comparisons([1], ["h"], "abs", [0], families=["onehot", "tokens"])
 
 
 @pytest.mark.parametrize("n", [40, 68])  # 67 steps at shift 1: the padded FFT length
 def test_the_table_equals_each_test_run_on_its_own(n):
     rng = np.random.default_rng(2)
     matrices, bars = random_tune(rng, n)
-    comparisons = plan_comparisons([1, 2], ["c", "h"])
+    comparisons = plan_comparisons([1, 2], ["c", "h"], "abs", [0, 1])
     table = resemblance_table(matrices, bars, comparisons, bar_permutations=30, seed=4)
     assert len(table) == len(comparisons)
     for row, c in zip(table.itertuples(), comparisons):
@@ -93,9 +98,36 @@ def test_the_table_equals_each_test_run_on_its_own(n):
     assert (table["cka_p_circular_holm"] >= table["cka_p_circular"] - 1e-12).all()
 
 
+TABLE_IN_A_PROCESS = """
+import sys
+import numpy as np
+from folkrnn_lens.resemblance.comparisons import plan_comparisons, resemblance_table
+arrays = dict(np.load(sys.argv[1]))
+bars = arrays.pop("bars")
+comparisons = plan_comparisons([1, 2], ["c", "h"], "abs", [0, 1])
+table = resemblance_table(arrays, bars, comparisons, bar_permutations=17, seed=4)
+table.to_parquet(sys.argv[2])
+"""
+
+
+def test_the_table_is_the_same_bits_with_one_or_two_blas_threads(tmp_path):
+    """BLAS's dot splits sums of more than 10,000 terms (matrices over 100 steps)
+    among its threads; 17 bar permutations leave a batch of one (a 1 x 1 product)."""
+    matrices, bars = random_tune(np.random.default_rng(5), n=150)
+    np.savez(tmp_path / "tune.npz", bars=bars, **matrices)
+    tables = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads}
+        out = tmp_path / f"{threads}.parquet"
+        command = [sys.executable, "-c", TABLE_IN_A_PROCESS, str(tmp_path / "tune.npz"), str(out)]
+        subprocess.run(command, env=env, check=True)
+        tables.append(pd.read_parquet(out))
+    pd.testing.assert_frame_equal(*tables, check_exact=True)
+
+
 def test_a_shift_longer_than_the_tune_leaves_its_rows_untested():
     matrices, bars = random_tune(np.random.default_rng(3), n=4)
-    comparisons = plan_comparisons([1, 2], ["h"], shifts=[0, 3, 9])
+    comparisons = plan_comparisons([1, 2], ["h"], "abs", [0, 3, 9])
     table = resemblance_table(matrices, bars, comparisons, bar_permutations=5)
     short = table[table["shift"] > 2]
     assert len(short) == 4 and short[["pearson", "cka_p_circular", "spearman_p_bars"]].isna().all().all()
@@ -105,7 +137,7 @@ def test_a_shift_longer_than_the_tune_leaves_its_rows_untested():
 def test_the_bar_null_only_for_the_families_asked():
     rng = np.random.default_rng(3)
     matrices, bars = random_tune(rng)
-    comparisons = plan_comparisons([1, 2], ["h"])
+    comparisons = plan_comparisons([1, 2], ["h"], "abs", [0, 1])
     table = resemblance_table(
         matrices, bars, comparisons, ["cka"], bar_permutations=10, bar_families=["onehot"]
     )
@@ -144,7 +176,7 @@ def test_a_sample_is_seeded_and_keeps_corpus_order(tmp_path):
     assert numbers == sorted(numbers) and len(every) > 30
     assert {t.tokens for t in sample} <= {t.tokens for t in every}
     generated = select_tunes({"generate": {"count": 3, "seed": 5}})
-    assert [(t.seed, t.kind) for t in generated] == [(5, "generated"), (6, "generated"), (7, "generated")]
+    assert [(t.seed, t.origin) for t in generated] == [(5, "generated"), (6, "generated"), (7, "generated")]
 
 
 def test_read_batches_hold_at_most_the_step_budget():
@@ -221,10 +253,10 @@ def test_a_tune_the_model_cannot_read_fails_alone(tmp_path):
     assert sorted(resemblance["tune_id"].unique()) == [0, 1, 2]
     assert len(resemblance) == 3 * 21 * 2
     summary = pd.read_parquet(tmp_path / "summary.parquet")
-    assert set(summary["kind"]) == {"real"}
+    assert set(summary["origin"]) == {"real"}
     summary = summary[summary["tune_id"] == 0].set_index("matrix")
     assert set(summary.index) >= {"onehot", "softmax_l1", "L2.h.abs"}
-    assert summary.loc[["onehot", "softmax_l1", "L2.h.abs"], "matrix_kind"].tolist() == [
+    assert summary.loc[["onehot", "softmax_l1", "L2.h.abs"], "kind"].tolist() == [
         "onehot",
         "distance",
         "magnitude",
@@ -245,7 +277,7 @@ def test_an_analysis_where_no_tune_could_be_read_says_so(tmp_path):
         assert pd.read_parquet(part / f"{table}.parquet").empty
     assert "pearson_p_circular_holm" in pd.read_parquet(part / "resemblance.parquet").columns
     with pytest.raises(ValueError, match=r"none of its 2 tunes .*tune 0: .*'zz9' at position 3"):
-        run_aggregate([part], tmp_path / "all", settings, "broken")
+        corpus_aggregate([part], tmp_path / "all", settings, "broken")
 
 
 # ---- corpus mode, run by Snakemake --------------------------------------------------
@@ -271,7 +303,7 @@ def corpus_config(jobs: int) -> dict:
                      "tune_figures": True, "resemblance": {"saturation": {"low": 0.3}}},
         },
         "corpus_comparisons": [["real12", "gen5"]],
-        "torch_threads": 1,
+        "torch_threads": 2,  # more than -j 1 gives: the tables must not change
     }  # fmt: skip
 
 
@@ -289,7 +321,7 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
     assert len(tunes) == 12 and (tunes["status"] == "ok").all() and tunes["tune_id"].is_unique
     assert tunes["tokens"].str.startswith("M:").all()
     resemblance = pd.read_parquet(folder / "resemblance.parquet")
-    per_tune = len(plan_comparisons([1, 2, 3], ["f", "h"]))
+    per_tune = len(plan_comparisons([1, 2, 3], ["f", "h"], "abs", [0, 1]))
     assert len(resemblance) == 12 * per_tune
     assert (resemblance["cka_n_bars"] == 19).any()
     aggregate = pd.read_parquet(folder / "aggregate.parquet")
@@ -312,7 +344,7 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
 @pytest.mark.slow
 def test_generated_tunes_and_the_comparison(corpus_run):
     tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
-    assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["kind"] == "generated").all()
+    assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["origin"] == "generated").all()
     assert (tunes["n_steps"] <= 60).all()
     figures = sorted((corpus_run / "corpus_analysis" / "gen5" / "parts" / "0" / "figures").glob("*.png"))
     assert [f.name for f in figures] == [f"{k}.png" for k in range(5)]
@@ -354,7 +386,7 @@ def test_an_analysis_uses_its_own_saturation_thresholds(corpus_run):
 def test_cuda_without_a_cuda_device_is_refused_by_name():
     import torch
 
-    from folkrnn_lens.model import use_device
+    from folkrnn_lens.model.checkpoint import use_device
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

@@ -22,7 +22,7 @@ def config():
 
 def test_every_job_costs_more_for_a_longer_tune(config):
     short, long = (job_costs(JobSizes.from_config(config, n)) for n in (200, 2000))
-    assert set(short) == {"activations", "matrices", "figures", "score", "resemblance"}
+    assert set(short) == {"activations", "matrices", "figures", "score", "resemblance", "explorer"}
     for stage in short:
         assert long[stage].seconds > short[stage].seconds, stage
         assert long[stage].peak_mb >= short[stage].peak_mb, stage

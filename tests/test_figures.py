@@ -7,13 +7,27 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from folkrnn_lens import figures as F
-from folkrnn_lens import matrices as M
+from folkrnn_lens.figures import media
+from folkrnn_lens.figures import style as style_module
+from folkrnn_lens.figures.canvas import MatrixCanvas, token_fontsize
+from folkrnn_lens.figures.draw import draw_figures
+from folkrnn_lens.figures.media import frame_durations, mp4_available, write_mp4
+from folkrnn_lens.figures.style import Style, band_colours, rgb
+from folkrnn_lens.matrices.compute import save_npz, summary_table, write_summary
+from folkrnn_lens.matrices.maths import (
+    band_counts,
+    cross_gramian,
+    magnitude_gramian,
+    onehot_gramian,
+    signed_gramian,
+    softmax_l1_distances,
+)
+from folkrnn_lens.matrices.plan import plan_analysis
 
-STYLE = F.Style()
-SANGUINE = tuple(int(round(v * 255)) for v in F._rgb(STYLE.colours["similar"]))
-POWDER_BLUE = tuple(int(round(v * 255)) for v in F._rgb(STYLE.colours["dissimilar"]))
-VIOLET = tuple(int(round(v * 255)) for v in F._rgb(STYLE.colours["opposite"]))
+STYLE = Style.from_config({})  # the schema's defaults
+SANGUINE = tuple(int(round(v * 255)) for v in rgb(STYLE.colours["similar"]))
+POWDER_BLUE = tuple(int(round(v * 255)) for v in rgb(STYLE.colours["dissimilar"]))
+VIOLET = tuple(int(round(v * 255)) for v in rgb(STYLE.colours["opposite"]))
 
 
 def colour_at(picture, s, t):
@@ -31,7 +45,7 @@ def is_grey(colour):
 
 def test_distance_bands_are_closed_and_grey_is_darker_when_closer():
     d = np.array([[0.0, 0.02, 0.021, 1.0, 1.979, 1.98, 2.0]])
-    picture = F.band_colours(d, "distance", STYLE)
+    picture = band_colours(d, "distance", STYLE)
     assert colour_at(picture, 0, 0) == colour_at(picture, 0, 1) == SANGUINE
     assert colour_at(picture, 0, 5) == colour_at(picture, 0, 6) == POWDER_BLUE
     greys = [picture[0, k, 0] for k in (2, 3, 4)]
@@ -41,15 +55,15 @@ def test_distance_bands_are_closed_and_grey_is_darker_when_closer():
 
 def test_cosine_bands_and_darker_for_smaller_angles():
     g = np.array([[1.0, 0.98, 0.97, 0.5, 0.03, 0.02, 0.0]])
-    picture = F.band_colours(g, "magnitude", STYLE)
+    picture = band_colours(g, "magnitude", STYLE)
     assert colour_at(picture, 0, 0) == colour_at(picture, 0, 1) == SANGUINE
     assert colour_at(picture, 0, 5) == colour_at(picture, 0, 6) == POWDER_BLUE
     assert picture[0, 2, 0] < picture[0, 3, 0] < picture[0, 4, 0]
-    signed = F.band_colours(np.array([[1.0, 0.0, -0.5, -0.98, 0.5]]), "signed", STYLE)
+    signed = band_colours(np.array([[1.0, 0.0, -0.5, -0.98, 0.5]]), "signed", STYLE)
     assert colour_at(signed, 0, 0) == SANGUINE and colour_at(signed, 0, 1) == POWDER_BLUE
     assert colour_at(signed, 0, 3) == VIOLET
     assert signed[0, 4, 0] < signed[0, 2, 0]  # cos 0.5 darker than cos -0.5
-    onehot = F.band_colours(np.eye(2), "onehot", STYLE)
+    onehot = band_colours(np.eye(2), "onehot", STYLE)
     assert colour_at(onehot, 0, 0) == SANGUINE and colour_at(onehot, 0, 1) == POWDER_BLUE
 
 
@@ -59,22 +73,22 @@ def test_band_colours_agree_with_band_counts():
     d = (d + d.T) / 2
     d[0, 1] = d[1, 0] = 0.02
     d[2, 3] = d[3, 2] = 1.98
-    picture = F.band_colours(d, "distance", STYLE)
+    picture = band_colours(d, "distance", STYLE)
     upper = np.triu_indices(30, k=1)
-    counts = M.band_counts(d, "distance", 0.02, 1.98)
+    counts = band_counts(d, "distance", 0.02, 1.98)
     assert np.sum(np.all(picture[upper] == SANGUINE, axis=-1)) == counts.n_low
     assert np.sum(np.all(picture[upper] == POWDER_BLUE, axis=-1)) == counts.n_high
 
 
 def test_token_labels_shrink_with_more_steps_and_thin_out_when_too_many():
-    small, stride_small = F.token_fontsize(40, 6.0)
-    large, stride_large = F.token_fontsize(300, 24.0)
+    small, stride_small = token_fontsize(40, 6.0)
+    large, stride_large = token_fontsize(300, 24.0)
     assert small > large >= 3.0 and stride_small == stride_large == 1
-    assert F.token_fontsize(2000, 24.0)[1] > 1
+    assert token_fontsize(2000, 24.0)[1] > 1
 
 
 def test_colours_and_thresholds_come_from_config():
-    style = F.Style.from_config(
+    style = Style.from_config(
         {
             "colours": {"similar": "#ff0000"},
             "bands": {"distance": {"low": 0.5, "high": 1.5}},
@@ -85,7 +99,7 @@ def test_colours_and_thresholds_come_from_config():
     assert style.colours["similar"] == "#ff0000" and style.colours["dissimilar"] == "#b0e0e6"
     assert style.thresholds("distance") == (0.5, 1.5) and style.thresholds("signed") == (0.02, 0.98)
     assert (style.dpi, style.formats, style.pause_seconds) == (50, ("png", "pdf"), 4)
-    picture = F.band_colours(np.array([[0.4]]), "distance", style)
+    picture = band_colours(np.array([[0.4]]), "distance", style)
     assert tuple(picture[0, 0]) == (255, 0, 0)
 
 
@@ -99,21 +113,21 @@ def make_analysis(folder, tokens, plan, seed=0):
     arrays = {}
     for spec in plan.matrices:
         if spec.kind == "onehot":
-            arrays[spec.name] = M.onehot_gramian(tokens)
+            arrays[spec.name] = onehot_gramian(tokens)
         elif spec.kind == "distance":
             p = rng.dirichlet(np.full(5, 0.3), size=n)
-            arrays[spec.name] = M.softmax_l1_distances(p)
+            arrays[spec.name] = softmax_l1_distances(p)
         elif spec.kind == "cross":
-            arrays[spec.name] = M.cross_gramian(rng.random((n, 6)), rng.normal(size=(n, 6)))
+            arrays[spec.name] = cross_gramian(rng.random((n, 6)), rng.normal(size=(n, 6)))
         else:
             q = np.cumsum(rng.normal(size=(n, 6)), axis=0)
-            arrays[spec.name] = (M.magnitude_gramian if spec.kind == "magnitude" else M.signed_gramian)(q)
-    from folkrnn_lens.tokens import bar_indices
+            arrays[spec.name] = (magnitude_gramian if spec.kind == "magnitude" else signed_gramian)(q)
+    from folkrnn_lens.tokens.format import bar_indices
 
     arrays["tokens"] = np.asarray(tokens)
     arrays["bars"] = np.asarray(bar_indices(tokens), np.int32)
-    M.save_npz(folder / "matrices.npz", arrays)
-    M.write_summary(M.summary_table("tiny", arrays, plan, M.DEFAULT_BANDS), folder / "summary.parquet")
+    save_npz(folder / "matrices.npz", arrays)
+    write_summary(summary_table("tiny", arrays, plan), folder / "summary.parquet")
 
 
 TOKENS = [
@@ -149,10 +163,10 @@ TOKENS = [
 def drawn(tmp_path_factory):
     folder = tmp_path_factory.mktemp("figures")
     options = {"layers": [1, 2], "quantities": ["o", "h"], "cross_pairs": [["h", "o"]]}
-    plan = M.plan_analysis(options, [1, 2], ["o", "h"])
+    plan = plan_analysis(options, [1, 2], ["o", "h"])
     make_analysis(folder, TOKENS, plan)
-    style = F.Style(frame_seconds=0.5, pause_seconds=1.5)
-    written = F.draw_transcription(
+    style = Style.from_config({"animation": {"frame_seconds": 0.5, "pause_seconds": 1.5}})
+    written = draw_figures(
         "tiny",
         folder / "matrices.npz",
         folder / "summary.parquet",
@@ -185,8 +199,8 @@ def test_the_picture_lands_exactly_on_its_axes(tmp_path):
     """Pasted pixels: each step is a k x k block of its band colour, with step 0 at top left."""
     tokens = ["<s>", "a", "b", "a"]
     matrix = np.array([[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 1]], float)
-    canvas = F.MatrixCanvas(tokens, np.zeros(4, int), STYLE, side_inches=2.0, dpi=50)
-    canvas.show([F.band_colours(matrix, "onehot", STYLE)], "onehot", "t")
+    canvas = MatrixCanvas(tokens, np.zeros(4, int), STYLE, side_inches=2.0, dpi=50)
+    canvas.show([band_colours(matrix, "onehot", STYLE)], "onehot", "t")
     pixels = canvas.pixels()[..., :3]
     left, top, side = canvas.boxes[0]
     k = canvas.scale
@@ -223,8 +237,8 @@ def test_frames_differ_between_layers(drawn):
 
 
 def test_pdf_on_request(tmp_path):
-    canvas = F.MatrixCanvas(TOKENS, np.zeros(len(TOKENS), int), STYLE)
-    canvas.show([F.band_colours(M.onehot_gramian(TOKENS), "onehot", STYLE)], "onehot", "title")
+    canvas = MatrixCanvas(TOKENS, np.zeros(len(TOKENS), int), STYLE)
+    canvas.show([band_colours(onehot_gramian(TOKENS), "onehot", STYLE)], "onehot", "title")
     [(pdf, pixels)] = canvas.save(tmp_path / "onehot.png", ("pdf",))
     assert pixels is None and pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
     [(pdf_again, _)] = canvas.save(tmp_path / "again.png", ("pdf",))
@@ -233,11 +247,11 @@ def test_pdf_on_request(tmp_path):
 
 def test_drawing_is_the_same_bytes_every_time(tmp_path):
     options = {"quantities": ["h"], "layers": [1, 2], "softmax": False}
-    plan = M.plan_analysis(options, [1, 2], ["h"])
+    plan = plan_analysis(options, [1, 2], ["h"])
     make_analysis(tmp_path, TOKENS, plan)
     outputs = []
     for run in ("a", "b"):
-        F.draw_transcription(
+        draw_figures(
             "tiny",
             tmp_path / "matrices.npz",
             tmp_path / "summary.parquet",
@@ -255,7 +269,7 @@ def test_drawing_is_the_same_bytes_every_time(tmp_path):
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
 def test_mp4_where_ffmpeg_is_present(tmp_path):
     frames = [np.full((101, 121, 4), v, np.uint8) for v in (0, 128, 255)]
-    path = F.write_mp4(frames, tmp_path / "a.mp4", F.frame_durations(3, 0.5, 1.0))
+    path = write_mp4(frames, tmp_path / "a.mp4", frame_durations(3, 0.5, 1.0))
     assert path.stat().st_size > 500
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
@@ -266,37 +280,37 @@ def test_mp4_where_ffmpeg_is_present(tmp_path):
 
 
 def test_mp4_without_ffmpeg_says_so(tmp_path, monkeypatch):
-    monkeypatch.setattr(F.shutil, "which", lambda name: None)
-    assert not F.mp4_available(STYLE)
+    monkeypatch.setattr(media.shutil, "which", lambda name: None)
+    assert not mp4_available(STYLE)
     with pytest.raises(RuntimeError, match="ffmpeg is not on PATH"):
-        F.write_mp4([np.zeros((4, 4, 4), np.uint8)], tmp_path / "a.mp4", [1.0])
+        write_mp4([np.zeros((4, 4, 4), np.uint8)], tmp_path / "a.mp4", [1.0])
 
 
 def test_frame_durations():
-    assert F.frame_durations(3, 1.0, 2.0) == [1.0, 1.0, 3.0]
+    assert frame_durations(3, 1.0, 2.0) == [1.0, 1.0, 3.0]
 
 
 @pytest.mark.parametrize("kind", ["distance", "magnitude", "signed", "cross", "onehot"])
 def test_colours_in_blocks_of_rows_equal_colouring_the_whole_matrix(kind, monkeypatch):
     rng = np.random.default_rng(2)
     matrix = rng.uniform(0, 2, (17, 17)) if kind == "distance" else rng.uniform(-1, 1, (17, 17))
-    whole = F.band_colours(matrix, kind, F.Style())
-    monkeypatch.setattr(F, "COLOUR_ROWS", 4)
-    np.testing.assert_array_equal(F.band_colours(matrix, kind, F.Style()), whole)
+    whole = band_colours(matrix, kind, STYLE)
+    monkeypatch.setattr(style_module, "COLOUR_ROWS", 4)
+    np.testing.assert_array_equal(band_colours(matrix, kind, STYLE), whole)
 
 
 def test_the_double_repeat_draws_a_bar_line_like_the_others():
     """'::' is a bar line (tokens.is_bar): the heatmaps and the probe figures draw it."""
     from matplotlib.figure import Figure
 
-    from folkrnn_lens.comparison_figures import _bar_lines
+    from folkrnn_lens.resemblance.figures import _bar_lines
 
     tokens = ["<s>", "M:4/4", "K:Cmaj", "A", "|", "B", "::", "c", ":|", "d"]
     expected = [4, 6, 8]
-    canvas = F.MatrixCanvas(tokens, np.zeros(len(tokens), int), STYLE, side_inches=2.0, dpi=50)
+    canvas = MatrixCanvas(tokens, np.zeros(len(tokens), int), STYLE, side_inches=2.0, dpi=50)
     vertical = [segment[0][0] for segment in canvas.lines[0].get_segments() if segment[0][0] == segment[1][0]]
     assert sorted(vertical) == expected
     ax = Figure().add_subplot()
-    _bar_lines(ax, tokens, len(tokens))
+    _bar_lines(ax, tokens, len(tokens), STYLE.colours["bar_lines"])
     segments = ax.collections[0].get_segments()
     assert sorted(s[0][0] for s in segments if s[0][0] == s[1][0]) == expected

@@ -11,14 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-import folkrnn_lens.model as model_module
-from folkrnn_lens import convert
-from folkrnn_lens.model import (
-    MAX_LENGTH,
-    QUANTITIES,
+import folkrnn_lens.model.folkrnn as model_module
+from folkrnn_lens.model import convert
+from folkrnn_lens.model.checkpoint import (
     CheckpointError,
-    FolkRNN,
-    UnknownTokenError,
     checkpoint_header,
     file_sha256,
     load_checkpoint,
@@ -26,7 +22,8 @@ from folkrnn_lens.model import (
     load_model,
     save_checkpoint,
 )
-from folkrnn_lens.reference import reference_read, run_reference
+from folkrnn_lens.model.folkrnn import MAX_LENGTH, QUANTITIES, FolkRNN, UnknownTokenError
+from folkrnn_lens.model.reference import reference_read, run_reference
 
 from .conftest import small_model
 
@@ -128,12 +125,12 @@ def test_unknown_token_is_an_error_naming_token_and_position(model):
 
 
 def test_generation_is_deterministic_per_seed_and_independent_of_the_batch(model):
-    first = model.generate([7, 8], temperature=1.0, max_length=120)
-    again = model.generate([7], temperature=1.0, max_length=120)
+    first = model.generate([7, 8], 1.0, None, 120)
+    again = model.generate([7], 1.0, None, 120)
     assert first[0].input_tokens == again[0].input_tokens
     assert first[0].input_tokens != first[1].input_tokens
     np.testing.assert_array_equal(first[0].activations, again[0].activations)  # rows alone
-    repeat = model.generate([7, 8], temperature=1.0, max_length=120)
+    repeat = model.generate([7, 8], 1.0, None, 120)
     for a, b in zip(first, repeat):
         assert a.input_tokens == b.input_tokens
         np.testing.assert_array_equal(a.activations, b.activations)
@@ -142,7 +139,7 @@ def test_generation_is_deterministic_per_seed_and_independent_of_the_batch(model
 
 def test_reading_a_generated_tune_gives_exactly_the_recorded_activations(model):
     for seed in (1, 2, 3):
-        generated = model.generate([seed], temperature=0.9, max_length=150)[0]
+        generated = model.generate([seed], 0.9, None, 150)[0]
         finished = generated.output_tokens[-1] == "</s>"
         tokens = generated.input_tokens[1:] if finished else generated.output_tokens
         read = model.read([tokens])[0]
@@ -154,7 +151,7 @@ def test_reading_a_generated_tune_gives_exactly_the_recorded_activations(model):
 
 
 def test_generation_stops_at_end_token_or_max_length(model):
-    for capture in model.generate(list(range(6)), max_length=40):
+    for capture in model.generate(list(range(6)), 1.0, None, 40):
         n = len(capture.input_tokens)
         assert n <= 40
         assert capture.input_tokens[0] == "<s>"
@@ -165,14 +162,14 @@ def test_generation_stops_at_end_token_or_max_length(model):
 
 def test_prime_tokens_are_fed_first(model):
     prime = ["M:6/8", "K:Cdor", "c"]
-    capture = model.generate([3], prime=prime, max_length=50)[0]
+    capture = model.generate([3], 1.0, prime, 50)[0]
     assert capture.input_tokens[:4] == ["<s>", *prime]
     with pytest.raises(UnknownTokenError, match="'K:Dmaj' at position 0"):
-        model.generate([3], prime=["K:Dmaj"])
+        model.generate([3], 1.0, ["K:Dmaj"], 1000)
 
 
 def test_low_temperature_approaches_greedy_decoding(model):
-    capture = model.generate([0], temperature=1e-4, max_length=30)[0]
+    capture = model.generate([0], 1e-4, None, 30)[0]
     chosen = capture.output_tokens
     greedy = [model.vocab[k] for k in capture.softmax.argmax(axis=1)]
     assert chosen == greedy
@@ -464,7 +461,7 @@ def test_convert_runs_as_a_module(tmp_path):
     vocab = small_model().vocab
     pickle_path, out = tmp_path / "folkrnn_v2.pkl", tmp_path / "folkrnn_v2.safetensors"
     write_folkrnn_pickle(pickle_path, vocab, folkrnn_pickle_params(len(vocab), 8, np.random.default_rng(0)))
-    command = [sys.executable, "-m", "folkrnn_lens.convert", str(pickle_path), str(out)]
+    command = [sys.executable, "-m", "folkrnn_lens.model.convert", str(pickle_path), str(out)]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     assert "3 layers of 8 units" in done.stdout and file_sha256(pickle_path) in done.stdout
     assert load_model(out).config.n_units == 8
@@ -563,7 +560,7 @@ def test_read_refuses_what_is_not_a_list_of_tunes(model, transcriptions, error, 
     ],
 )
 def test_generate_refuses_arguments_it_cannot_use(model, arguments, error, message):
-    arguments = {"seeds": [0], "max_length": 20} | arguments
+    arguments = {"seeds": [0], "temperature": 1.0, "prime": None, "max_length": 20} | arguments
     with pytest.raises(error, match=message):
         model.generate(**arguments)
 
@@ -582,7 +579,7 @@ def test_generation_records_in_chunks_and_reads_back_exactly_across_them(model, 
         return record_buffer(self, slots, batch)
 
     monkeypatch.setattr(FolkRNN, "_record_buffer", counted_record_buffer)
-    captures = model.generate([1, 2, 3], temperature=0.9, max_length=100)
+    captures = model.generate([1, 2, 3], 0.9, None, 100)
     steps = max(len(capture.input_tokens) for capture in captures)
     assert steps > 16 and sizes == [min(16, 100 - k) for k in range(0, steps, 16)]
     for capture in captures:
@@ -598,13 +595,13 @@ def test_generation_records_in_chunks_and_reads_back_exactly_across_them(model, 
 def test_a_tune_cut_at_max_length_is_a_warning_naming_seed_and_length(model, caplog):
     with torch.no_grad():
         model.b_out[model.token2idx["</s>"]] = -1e4  # never ends
-    with caplog.at_level(logging.WARNING, logger="folkrnn_lens.model"):
-        (capture,) = model.generate([7], max_length=12)
+    with caplog.at_level(logging.WARNING, logger="folkrnn_lens.model.folkrnn"):
+        (capture,) = model.generate([7], 1.0, None, 12)
     assert len(capture.input_tokens) == 12
     assert "seed 7: the tune reached max_length 12 steps without </s>" in caplog.text
     caplog.clear()
     with torch.no_grad():
         model.b_out[model.token2idx["</s>"]] = 1e4  # ends at once
-    with caplog.at_level(logging.WARNING, logger="folkrnn_lens.model"):
-        (capture,) = model.generate([7], max_length=12)
+    with caplog.at_level(logging.WARNING, logger="folkrnn_lens.model.folkrnn"):
+        (capture,) = model.generate([7], 1.0, None, 12)
     assert capture.output_tokens == ["</s>"] and not caplog.text

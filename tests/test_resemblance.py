@@ -4,28 +4,28 @@ import pytest
 from scipy import stats
 
 from folkrnn_lens.names import QUANTITIES
-from folkrnn_lens.resemblance import (
-    LazyGramians,
-    Settings,
-    bar_permutation_orders,
+from folkrnn_lens.resemblance.comparisons import (
     bytes_per_matrix,
+    comparison_chunks,
+    matrices_per_chunk,
+    transient_bytes,
+)
+from folkrnn_lens.resemblance.saturation import saturation_fractions, saturation_table
+from folkrnn_lens.resemblance.settings import LazyGramians, Settings, gramians_of
+from folkrnn_lens.resemblance.statistics import (
+    bar_permutation_orders,
     circular_shift_null,
     circular_shift_orders,
     circular_shift_test,
-    comparison_chunks,
     fft_length,
-    gramians_of,
     holm,
     linear_cka,
-    matrices_per_chunk,
     pearson,
     permutation_test,
     ranks,
     shifted_pair,
     statistic,
-    transient_bytes,
 )
-from folkrnn_lens.saturation import saturation_fractions, saturation_table
 
 
 def gram(X: np.ndarray) -> np.ndarray:
@@ -171,10 +171,10 @@ def test_holm_adjustment_by_hand():
 
 def test_saturation_fractions_and_table():
     values = np.array([[0.05, 0.5, 0.95], [0.02, 0.95, 0.99], [0.5, 0.91, 0.2], [0.08, 0.5, 0.93]])
-    below, above = saturation_fractions(values)
+    below, above = saturation_fractions(values, 0.1, 0.9)
     np.testing.assert_allclose(below, [0.75, 0, 0])
     np.testing.assert_allclose(above, [0, 0.5, 0.75])
-    table = saturation_table({(2, "f"): values, (1, "i"): values[:, :2]})
+    table = saturation_table({(2, "f"): values, (1, "i"): values[:, :2]}, 0.1, 0.9)
     assert table[["layer", "gate"]].drop_duplicates().values.tolist() == [[1, "i"], [2, "f"]]
     assert len(table) == 5 and table["n_steps"].eq(4).all()
 
@@ -184,7 +184,7 @@ def tune_gramians(rng, n=60, layers=(1, 2), quantities=("f", "h")):
     tokens = [str(k) for k in rng.integers(0, 6, size=n)]
     bars = np.repeat(np.arange(n // 6), 6)
     acts = {(layer, q): rng.normal(size=(n, 8)) for layer in layers for q in quantities}
-    settings = Settings(tuple(layers), tuple(quantities), bar_permutations=19)
+    settings = Settings.from_config({"bar_permutations": 19}, list(layers), list(quantities))
     return tokens, bars, acts, settings
 
 
@@ -211,7 +211,7 @@ def test_a_long_tune_in_chunks_gives_the_table_of_all_at_once(rng):
 def test_chunks_keep_the_comparisons_of_one_b_together():
     """Each chunk's bar null permutes each of its b's once for every comparison
     against it, so a b's comparisons are cut only where a chunk ends."""
-    settings = Settings((1, 2, 3), QUANTITIES)
+    settings = Settings.from_config({}, [1, 2, 3], list(QUANTITIES))
     comparisons = [c for c in settings.comparisons() if c.shift == 0]
     rows = list(range(len(comparisons)))
     for most in (3, 4, 8, 15):

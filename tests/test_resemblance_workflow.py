@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from folkrnn_lens.tokens import read_token_file
+from folkrnn_lens.tokens.format import read_token_file
 
 from .conftest import EXCERPT
 from .test_workflow import failure_before_any_job, make_workdir, run_snakemake

@@ -7,8 +7,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from folkrnn_lens import score
-from folkrnn_lens.tokens import bar_indices
+from folkrnn_lens.figures import score
+from folkrnn_lens.tokens.format import bar_indices
 
 needs_abcm2ps = pytest.mark.skipif(shutil.which("abcm2ps") is None, reason="abcm2ps is not installed")
 

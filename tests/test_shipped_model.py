@@ -10,10 +10,10 @@ import torch
 import yaml
 from safetensors import safe_open
 
-from folkrnn_lens.model import load_model
-from folkrnn_lens.recording import write_generated_tokens
-from folkrnn_lens.tokens import END, MODES, read_token_file
-from folkrnn_lens.training import read_epoch_table
+from folkrnn_lens.activations.record import write_generated_tokens
+from folkrnn_lens.model.checkpoint import load_model
+from folkrnn_lens.tokens.format import END, MODES, read_token_file
+from folkrnn_lens.training.epochs import read_epoch_table
 
 from .conftest import EXCERPT, ROOT
 
@@ -56,7 +56,7 @@ def test_it_predicts_folk_rnn_s_own_training_data_better_than_unigram(shipped, f
 
 
 def test_generated_tunes_parse_back_as_transcriptions(shipped, tmp_path):
-    captures = shipped.generate(list(range(6)), temperature=1.0, max_length=800)
+    captures = shipped.generate(list(range(6)), 1.0, None, 800)
     finished = 0
     for seed, capture in enumerate(captures):
         tokens = capture.input_tokens[1:]

@@ -4,15 +4,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from folkrnn_lens.model import QUANTITIES
-from folkrnn_lens.tables import (
+from folkrnn_lens.activations.tables import (
     Provenance,
     load_activation,
     load_softmax,
     read_provenance,
     write_capture,
 )
-from folkrnn_lens.tokens import bar_indices
+from folkrnn_lens.model.folkrnn import QUANTITIES
+from folkrnn_lens.tokens.format import bar_indices
 
 
 def provenance(model, **extra):
@@ -83,7 +83,7 @@ def test_a_layer_the_model_lacks_is_refused(tmp_path, excerpt, model):
 
 
 def test_metadata_records_model_vocab_mode_seed_and_temperature(tmp_path, model):
-    capture = model.generate([5], temperature=0.8, max_length=30)[0]
+    capture = model.generate([5], 0.8, None, 30)[0]
     prov = Provenance("m.pkl", "ab" * 32, model.vocab, "generate", "g", seed=5, temperature=0.8)
     write_capture(capture, prov, tmp_path / "s.parquet", tmp_path / "a.parquet")
     for name in ("s.parquet", "a.parquet"):
@@ -96,7 +96,7 @@ def test_metadata_records_model_vocab_mode_seed_and_temperature(tmp_path, model)
 def test_same_seed_gives_bit_identical_tables(tmp_path, model):
     paths = []
     for run in ("a", "b"):
-        capture = model.generate([11], temperature=1.0, max_length=60)[0]
+        capture = model.generate([11], 1.0, None, 60)[0]
         prov = Provenance("m", "0" * 64, model.vocab, "generate", "g", seed=11, temperature=1.0)
         steps, acts = tmp_path / f"{run}_s.parquet", tmp_path / f"{run}_a.parquet"
         write_capture(capture, prov, steps, acts)

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from folkrnn_lens.tokens import (
+from folkrnn_lens.tokens.format import (
     TokenFormatError,
     Transcription,
     bar_indices,

@@ -15,30 +15,28 @@ import torch
 import yaml
 from safetensors import safe_open
 
-from folkrnn_lens import training
 from folkrnn_lens.config import ConfigError, check_config
-from folkrnn_lens.model import FolkRNN, FolkRNNConfig, file_sha256, load_model
-from folkrnn_lens.recording import vocabulary_of
-from folkrnn_lens.tokens import read_token_file
-from folkrnn_lens.training import (
-    LasagneRMSprop,
-    TrainingConfig,
-    clipped_forward,
+from folkrnn_lens.model.checkpoint import file_sha256, load_model
+from folkrnn_lens.model.folkrnn import FolkRNN, FolkRNNConfig
+from folkrnn_lens.tokens.format import read_token_file, vocabulary_of
+from folkrnn_lens.training import loop as training
+from folkrnn_lens.training.data import (
     encode_tunes,
-    evaluate,
     length_batches,
     make_batch,
-    masked_nats,
     split_corpus,
-    train_epoch,
-    train_model,
     unigram_baseline,
 )
+from folkrnn_lens.training.epochs import EPOCHS_SCHEMA, read_epoch_table
+from folkrnn_lens.training.loop import TrainingConfig, evaluate, masked_nats, train_epoch, train_model
+from folkrnn_lens.training.optimiser import LasagneRMSprop, rebuild_rmsprop
 
 from .conftest import EXCERPT, ROOT
 from .test_workflow import SNAKEMAKE, make_workdir, run_snakemake
 
-TINY = TrainingConfig(n_layers=2, n_units=8, batch_size=4, max_epochs=2, threads=1)
+TINY = TrainingConfig.from_settings(
+    {"n_layers": 2, "n_units": 8, "batch_size": 4, "max_epochs": 2, "threads": 1}
+)  # the rest: the schema's
 
 
 def write_tunes(path, n, seed=0):
@@ -91,9 +89,9 @@ def test_the_split_is_deterministic_disjoint_and_five_percent(tmp_path):
 
 def test_a_split_needs_two_tunes_and_a_sane_fraction(tmp_path):
     with pytest.raises(ValueError, match="at least 2"):
-        split_corpus(write_tunes(tmp_path / "one.txt", 1), tmp_path / "t", tmp_path / "v")
+        split_corpus(write_tunes(tmp_path / "one.txt", 1), tmp_path / "t", tmp_path / "v", None, 0.05, 42)
     with pytest.raises(ValueError, match="fraction"):
-        split_corpus(write_tunes(tmp_path / "two.txt", 2), tmp_path / "t", tmp_path / "v", fraction=1.0)
+        split_corpus(write_tunes(tmp_path / "two.txt", 2), tmp_path / "t", tmp_path / "v", None, 1.0, 42)
 
 
 # ---- batches and the loss ---------------------------------------------------------------
@@ -125,7 +123,7 @@ def test_padding_changes_neither_the_loss_nor_its_gradient():
         results = []
         for x, y, m in ((inputs, targets, mask), longer):
             model.zero_grad()
-            loss = training.folkrnn_objective(masked_nats(training.forward_logits(model, x, clip), y, m))
+            loss = training.folkrnn_objective(masked_nats(model(x, clip), y, m))
             loss.backward()
             results.append((loss.item(), [p.grad.clone() for p in model.parameters()]))
         assert results[0][0] == pytest.approx(results[1][0], rel=1e-6)
@@ -140,7 +138,7 @@ def test_one_epoch_lowers_the_training_loss():
     model = tiny_model(vocab, n_units=16)
     optimizer = LasagneRMSprop(model.parameters(), lr=0.01)
     before = evaluate(model, tunes, 4, pad=1)
-    config = TrainingConfig(n_layers=2, n_units=16, batch_size=4)
+    config = TrainingConfig.from_settings({"n_layers": 2, "n_units": 16, "batch_size": 4})
     train_loss, tokens = train_epoch(model, optimizer, tunes, config, np.random.default_rng(0), pad=1)
     after = evaluate(model, tunes, 4, pad=1)
     assert tokens == sum(len(t) - 1 for t in tunes)
@@ -181,14 +179,14 @@ def clip_case():
 def test_the_step_loop_without_clipping_equals_the_fused_forward_and_its_gradients(clip_case):
     model, idx, targets = clip_case
     fused, fused_grads = gradients(model, lambda: model(idx), targets)
-    stepped, stepped_grads = gradients(model, lambda: clipped_forward(model, idx, None), targets)
+    stepped, stepped_grads = gradients(model, lambda: model(idx, math.inf), targets)
     assert (fused - stepped).abs().max() <= 1e-5
     for (name, _), a, b in zip(model.named_parameters(), fused_grads, stepped_grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
     # a clip no gradient reaches is no clip; a tiny one changes every weight's gradient
-    _, loose = gradients(model, lambda: clipped_forward(model, idx, 1e9), targets)
+    _, loose = gradients(model, lambda: model(idx, 1e9), targets)
     assert all(torch.equal(a, b) for a, b in zip(stepped_grads, loose))
-    clipped_logits, clipped = gradients(model, lambda: clipped_forward(model, idx, 1e-3), targets)
+    clipped_logits, clipped = gradients(model, lambda: model(idx, 1e-3), targets)
     assert torch.equal(clipped_logits, stepped)  # the forward pass is untouched
     named = dict(zip([n for n, _ in model.named_parameters()], zip(stepped_grads, clipped)))
     for name in ("W_x.0", "W_h.0", "W_h.2", "b.1", "h0.0"):
@@ -205,8 +203,8 @@ def test_clipping_bounds_the_gate_gradient_of_every_step():
     with torch.no_grad():
         model.W_out.mul_(1000)  # huge gradients
     idx, targets = torch.zeros((3, 1), dtype=torch.long), torch.ones((3, 1), dtype=torch.long)
-    _, free = gradients(model, lambda: clipped_forward(model, idx, None), targets)
-    _, clipped = gradients(model, lambda: clipped_forward(model, idx, 0.5), targets)
+    _, free = gradients(model, lambda: model(idx, math.inf), targets)
+    _, clipped = gradients(model, lambda: model(idx, 0.5), targets)
     b = [n for n, _ in model.named_parameters()].index("b.0")
     assert free[b].abs().max() > 1.5
     assert clipped[b].abs().max() <= 3 * 0.5 + 1e-6
@@ -226,13 +224,17 @@ def test_lasagne_rmsprop_by_hand():
 
 
 def test_the_learning_rate_decays_after_epoch_20_and_settings_map_from_config():
-    config = TrainingConfig()
+    config = TrainingConfig.from_settings({})  # the schema's defaults: folk-rnn v2's recipe
     assert [config.learning_rate_at(e) for e in (1, 20)] == [0.003, 0.003]
     assert config.learning_rate_at(22) == pytest.approx(0.003 * 0.97**2)
+    assert (config.n_layers, config.n_units, config.batch_size, config.grad_clipping) == (3, 512, 64, 5)
+    assert (config.rmsprop_rho, config.rmsprop_epsilon) == (0.9, 1e-6)
     settings = {"corpus": "x", "n_units": 16, "grad_clipping": {"mode": "none", "value": 5}}
-    assert TrainingConfig.from_settings(settings) == TrainingConfig(n_units=16, grad_clipping=None)
+    assert TrainingConfig.from_settings(settings) == replace(config, n_units=16, grad_clipping=None)
     settings["grad_clipping"] = {"mode": "per_step", "value": 2.5}
     assert TrainingConfig.from_settings(settings).grad_clipping == 2.5
+    with pytest.raises(ConfigError, match="n_units"):
+        TrainingConfig.from_settings({"n_units": 0})
 
 
 # ---- whole runs -------------------------------------------------------------------------------------
@@ -345,7 +347,8 @@ def test_rebuilt_rmsprop_averages_are_the_last_epoch_s_squared_gradients_by_hand
     tunes = encode_tunes(excerpt_split[0], model.token2idx)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = LasagneRMSprop(model.trainable_parameters(), 0.003)
-    training.rebuild_rmsprop(model, optimizer, tunes, config, 3, pad)
+    replay = lambda: training.replay_epoch(model, optimizer, tunes, config, 3, pad)  # noqa: E731
+    rebuild_rmsprop(optimizer, replay, math.ceil(len(tunes) / config.batch_size))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # nothing moved
     # by hand: epoch 3's batches, in its order and with its dropout masks, at these weights
     order_rng, dropout_seed = training._epoch_seeds(config.seed, 3)
@@ -355,7 +358,7 @@ def test_rebuilt_rmsprop_averages_are_the_last_epoch_s_squared_gradients_by_hand
     for batch in batches:
         inputs, targets, mask = make_batch([tunes[k] for k in batch], pad)
         model.zero_grad()
-        training.folkrnn_objective(masked_nats(clipped_forward(model, inputs, 5.0), targets, mask)).backward()
+        training.folkrnn_objective(masked_nats(model(inputs, 5.0), targets, mask)).backward()
         for square, param in zip(squares, model.trainable_parameters()):
             square.mul_(0.9).add_(0.1 * param.grad**2)
     for square, param in zip(squares, model.trainable_parameters()):
@@ -421,10 +424,10 @@ def test_a_state_file_of_another_start_is_not_resumed_by_a_continued_run(tmp_pat
 def test_the_shipped_epoch_csv_reads_as_the_epoch_table(tmp_path):
     table = pa.Table.from_pylist(
         [{"epoch": 1, "train_loss": 3.25, "valid_loss": 3.0000000000000004, "learning_rate": 0.003,
-          "seconds": 1.5, "tokens": 10}], schema=training.EPOCHS_SCHEMA,
+          "seconds": 1.5, "tokens": 10}], schema=EPOCHS_SCHEMA,
     )  # fmt: skip
     table.to_pandas().to_csv(tmp_path / "epochs.csv", index=False)  # as the shipped one was written
-    assert training.read_epoch_table(tmp_path / "epochs.csv") == table.to_pylist()
+    assert read_epoch_table(tmp_path / "epochs.csv") == table.to_pylist()
 
 
 # ---- the Snakemake rules -------------------------------------------------------------------------

@@ -9,21 +9,24 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from folkrnn_lens.comparison_figures import GATE_COLOURS, attainability_note
-from folkrnn_lens.model import save_checkpoint
-from folkrnn_lens.probes import (
+from folkrnn_lens.activations.tables import Provenance, read_provenance, write_capture
+from folkrnn_lens.config import resolve_section
+from folkrnn_lens.model.checkpoint import save_checkpoint
+from folkrnn_lens.names import gramian_layer_quantity
+from folkrnn_lens.palette import GATE_COLOURS
+from folkrnn_lens.resemblance.figures import attainability_note
+from folkrnn_lens.resemblance.probes import (
     Probe,
     ProbeError,
-    analyse_probe,
     changed_steps,
+    probe_tune,
     probed_tokens,
     read_probe_metadata,
     run_probe,
 )
-from folkrnn_lens.resemblance import Settings, gramians_of
-from folkrnn_lens.tables import Provenance, read_provenance, write_capture
-from folkrnn_lens.tokens import read_token_file
-from folkrnn_lens.tune_resemblance import analyse_resemblance, parse_gramian_name, read_settings
+from folkrnn_lens.resemblance.settings import Settings, gramians_of
+from folkrnn_lens.resemblance.transcription import measure_resemblance, read_settings
+from folkrnn_lens.tokens.format import read_token_file
 
 from .conftest import small_model
 
@@ -60,15 +63,14 @@ def analysed(capture_files, tmp_path_factory):
             ("saturation_figure", "saturation.png"),
         ]
     }
-    analyse_resemblance(
+    measure_resemblance(
         "tune",
         *capture_files,
         paths["table"],
         paths["saturation"],
         paths["figure"],
         paths["saturation_figure"],
-        section,
-        [1, 2, 3],
+        Settings.from_config(section, [1, 2, 3], RECORDED),
         RECORDED,
         dpi=60,
     )
@@ -76,11 +78,11 @@ def analysed(capture_files, tmp_path_factory):
 
 
 def test_gramian_names_parse_into_layer_and_quantity():
-    assert parse_gramian_name("L2.h.abs") == (2, "h")
-    assert parse_gramian_name("L3.g_pre.signed") == (3, "g_pre")
-    assert parse_gramian_name("onehot") == (None, None)
+    assert gramian_layer_quantity("L2.h.abs") == (2, "h")
+    assert gramian_layer_quantity("L3.g_pre.signed") == (3, "g_pre")
+    assert gramian_layer_quantity("onehot") == (None, None)
     with pytest.raises(ValueError, match="not a Gramian"):
-        parse_gramian_name("softmax_l1")
+        gramian_layer_quantity("softmax_l1")
 
 
 def test_resemblance_table_has_the_parts_types_and_settings(analysed, capture_files, tune):
@@ -114,7 +116,7 @@ def test_resemblance_table_has_the_parts_types_and_settings(analysed, capture_fi
     # the same numbers as the library's table, from the same activations
     settings = Settings.from_config(section, [1, 2, 3], RECORDED)
     steps = pd.read_parquet(capture_files[0])
-    from folkrnn_lens.tables import load_activation
+    from folkrnn_lens.activations.tables import load_activation
 
     matrices = gramians_of(
         lambda layer, q: load_activation(capture_files[1], layer, q), steps["input_token"].tolist(), settings
@@ -170,7 +172,7 @@ def test_the_figures_are_drawn(analysed):
 
 
 def test_a_note_says_when_holm_cannot_reach_alpha():
-    settings = Settings(layers=(1,), quantities=("h",), statistics=("cka",), bar_permutations=0)
+    settings = Settings.from_config({"statistics": ["cka"], "bar_permutations": 0}, [1], ["h"])
     table = pd.DataFrame({"cka_p_circular": [0.01] * 10, "cka_n_circular": [99] * 10})
     assert "no cell can be starred" in attainability_note(table, settings)  # 10 / 100 >= 0.05
     assert attainability_note(table.iloc[:4], settings) == ""  # 4 / 100 < 0.05
@@ -204,14 +206,14 @@ def test_replace_counts_steps_after_the_start_token(tune):
 def test_a_token_outside_the_vocabulary_names_the_probe_token_and_step(tune):
     probe = Probe.from_config("odd", {"of": "tune", "replace": {"step": 7, "token": "^^^C"}})
     with pytest.raises(ProbeError, match=r"probe 'odd': token '\^\^\^C' \(step 7\) is not in the model's"):
-        run_probe(small_model(n_units=8), tune, probe)
+        run_probe(small_model(n_units=8), tune, probe, "abs")
 
 
 def test_a_probe_identical_to_the_original_changes_nothing(tune):
     probe = Probe.from_config(
         "same", {"of": "tune", "replace": {"step": 6, "token": tune[5]}, "quantities": ["h", "c"]}
     )
-    result = run_probe(small_model(n_units=16), tune, probe)
+    result = run_probe(small_model(n_units=16), tune, probe, "abs")
     table = result.table
     assert len(table) == 3 * 2 and set(table["quantity"]) == {"h", "c"}
     assert (table["relative_frobenius"] == 0).all() and (table["max_abs_difference"] == 0).all()
@@ -226,7 +228,7 @@ def test_a_changed_token_moves_no_step_before_it(tune):
     s = 12
     token = "B" if tune[s - 1] != "B" else "c"
     probe = Probe.from_config("one_note", {"of": "tune", "replace": {"step": s, "token": token}})
-    result = run_probe(small_model(n_units=16), tune, probe)
+    result = run_probe(small_model(n_units=16), tune, probe, "abs")
     assert result.changed == [s] and result.tokens[s] == token
     for layer in (1, 2, 3):
         rows = result.steps[result.steps["layer"] == layer].sort_values("step")
@@ -248,8 +250,15 @@ def test_the_probe_job_writes_the_tune_tables_and_figure(tmp_path, tune):
     out = {
         name: tmp_path / "probe" / name for name in ("tokens.txt", "probe.parquet", "steps.parquet", "d.png")
     }
-    analyse_probe(
-        "major", {"of": "tune", "mode": "maj"}, tmp_path / "tiny.safetensors", source, *out.values(), dpi=50
+    probe_tune(
+        "major",
+        {"of": "tune", "mode": "maj"},
+        tmp_path / "tiny.safetensors",
+        source,
+        *out.values(),
+        colours=resolve_section("analysis")["colours"],
+        gramian="abs",
+        dpi=50,
     )
     [probed] = read_token_file(out["tokens.txt"])
     assert probed.mode == "K:Cmaj" and list(probed.body) == tune[2:]

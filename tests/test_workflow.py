@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from folkrnn_lens.tables import load_activation, read_provenance
+from folkrnn_lens.activations.tables import load_activation, read_provenance
 
 from .conftest import EXCERPT, ROOT
 

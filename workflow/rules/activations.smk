@@ -7,14 +7,14 @@ rule read_activations:
         tokens=rules.tokenize_transcription.output.tokens,
         source=transcription_source,
     output:
-        steps=f"{RESULTS}/transcriptions/{{name}}/steps.parquet",
-        activations=f"{RESULTS}/transcriptions/{{name}}/activations.parquet",
+        steps=STEPS,
+        activations=ACTIVATIONS,
     log:
         f"{RESULTS}/logs/activations/{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/activations/{{name}}.tsv"
     wildcard_constraints:
-        name=name_pattern(transcription_names("read")),
+        name=name_pattern(transcription_names(generated=False)),
     conda:
         ENV
     threads: config["torch_threads"]
@@ -35,15 +35,15 @@ rule generate_activations:
     input:
         model=model_file(),
     output:
-        tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
-        steps=f"{RESULTS}/transcriptions/{{name}}/steps.parquet",
-        activations=f"{RESULTS}/transcriptions/{{name}}/activations.parquet",
+        tokens=f"{ANALYSIS_FOLDER}/tokens.txt",
+        steps=STEPS,
+        activations=ACTIVATIONS,
     log:
         f"{RESULTS}/logs/activations/{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/activations/{{name}}.tsv"
     wildcard_constraints:
-        name=name_pattern(transcription_names("generate")),
+        name=name_pattern(transcription_names(generated=True)),
     conda:
         ENV
     threads: config["torch_threads"]

@@ -4,40 +4,57 @@ import re
 import shutil
 import sys
 
-# The logic lives in the folkrnn_lens package under workflow/src (rule scripts
-# put it on their own path the same way, so no install is needed in a job's env).
+# The logic lives in the folkrnn_lens package under workflow/src; jobs get it on
+# their PYTHONPATH (folkrnn_lens.jobs.export_package_path).
 sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "src"))
 
-from folkrnn_lens.config import check_config, check_feasible, check_references
-from folkrnn_lens.corpus import abc_files, load_transcription, resolve_source
+from folkrnn_lens.config import (
+    SCHEMA_PATH,
+    check_config,
+    check_feasible,
+    check_references,
+)
+from folkrnn_lens.tokens.corpus import abc_files, load_transcription, resolve_source
 from folkrnn_lens.cost import check_limits
-from folkrnn_lens.corpus_analysis import PART_TABLES
-from folkrnn_lens.matrices import plan_analysis
-from folkrnn_lens.tune_resemblance import saturation_thresholds
-from folkrnn_lens.resemblance import Settings
+from folkrnn_lens.corpus_analysis.part import PART_TABLES
+from folkrnn_lens.matrices.plan import plan_analysis
+from folkrnn_lens.explorer.index import shown_quantity
+from folkrnn_lens.figures.style import Style
+from folkrnn_lens.resemblance.settings import Settings
+from folkrnn_lens.jobs import export_package_path
 from snakemake.utils import validate
 
 # A short message naming the bad key first; then snakemake fills the defaults.
-check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
-validate(config, schema="../schemas/config.schema.yaml")
+# The schema is the one home of every default: validate() fills them in config.
+check_config(config, SCHEMA_PATH)
+validate(config, schema=str(SCHEMA_PATH))
 check_references(
     config
 )  # names of corpora, transcriptions, analyses: what the schema cannot say
 check_feasible(config)  # primes and layers against max_length and the model's header
 
+export_package_path()
+
 RESULTS = "results"
 ENV = "../../envs/folkrnn-lens.yaml"
 UNTRAINED_MODEL = f"{RESULTS}/models/untrained-v2.safetensors"
 
-# The part-9 analysis of each transcription, planned from config alone, so every
-# matrix, figure and animation file is known before any job runs.
+# The settings objects, each built once from the resolved config, so a bad value
+# stops the workflow before any job and every rule receives them the same way.
+# ANALYSIS: the part-9 analysis of each transcription, planned from config alone,
+# so every matrix, figure and animation file is known before any job runs.
 try:
     ANALYSIS = plan_analysis(
         config["analysis"], config["record"]["layers"], config["record"]["quantities"]
     )
+    STYLE = Style.from_config(config["analysis"])
 except ValueError as error:
     raise ValueError(f"config error at analysis: {error}") from None
 ANALYSIS_FOLDER = f"{RESULTS}/transcriptions/{{name}}"
+# A transcription's tables: written by read_activations or generate_activations
+# (one path, two rules), read by every analysis of the tune.
+STEPS = f"{ANALYSIS_FOLDER}/steps.parquet"
+ACTIVATIONS = f"{ANALYSIS_FOLDER}/activations.parquet"
 FIGURE_FORMATS = config["analysis"]["figures"]["formats"]
 # MP4 only where ffmpeg is found when the workflow starts; GIFs always; an HTML
 # page per animation shows it inline in the report.
@@ -46,17 +63,15 @@ ANIMATION_SUFFIXES = ["gif", *(["mp4"] if MP4 else []), "html"]
 
 # Beyond part 9 (resemblance.smk): the resemblance settings, checked before any job
 # runs like ANALYSIS; and the folder of each invariance probe.
-RESEMBLANCE_ENABLED = config["resemblance"].get("enabled", True)
-if RESEMBLANCE_ENABLED:
-    try:
-        Settings.from_config(
-            config["resemblance"],
-            config["record"]["layers"],
-            config["record"]["quantities"],
-        )
-        saturation_thresholds(config["resemblance"])
-    except ValueError as error:
-        raise ValueError(f"config error at resemblance: {error}") from None
+RESEMBLANCE_ENABLED = config["resemblance"]["enabled"]
+try:
+    RESEMBLANCE = Settings.from_config(
+        config["resemblance"],
+        config["record"]["layers"],
+        config["record"]["quantities"],
+    )
+except ValueError as error:
+    raise ValueError(f"config error at resemblance: {error}") from None
 PROBE_FOLDER = f"{RESULTS}/probes/{{probe}}"
 PROBE_FILES = ("tokens.txt", "probe.parquet", "steps.parquet", "difference.png")
 
@@ -76,7 +91,15 @@ def analysis_outputs(folder):
     ]
     if config["analysis"]["score"]["enabled"]:
         outputs += [f"{folder}/score.abc", f"{folder}/score.svg"]
+    outputs += [f"{folder}/explorer.html", f"{folder}/explorer"]
     return outputs
+
+
+def score_input(wildcards):
+    """The notated tune an explorer shows, where the analysis makes one."""
+    if not config["analysis"]["score"]["enabled"]:
+        return []
+    return [f"{transcription_dir(wildcards.name)}/score.svg"]
 
 
 def resemblance_outputs(folder):
@@ -138,10 +161,9 @@ def animation_output(folder, animation, suffix):
     )
 
 
-def transcription_names(kind):
-    """Names of the configured transcriptions of a kind: 'read' or 'generate'."""
+def transcription_names(generated):
+    """Names of the configured transcriptions the model generates (or else reads)."""
     specs = config["transcriptions"]
-    generated = kind == "generate"
     return [name for name, spec in specs.items() if ("generate" in spec) == generated]
 
 
@@ -205,26 +227,25 @@ def corpus_analysis(analysis):
     return config["corpus_analysis"][analysis]
 
 
+def corpus_settings_of(analysis):
+    """The resemblance settings of a corpus analysis: its own over the top level's."""
+    try:
+        return Settings.from_config(
+            config["resemblance"],
+            config["record"]["layers"],
+            config["record"]["quantities"],
+            corpus_analysis(analysis)["resemblance"],
+        )
+    except ValueError as error:
+        where = f"corpus_analysis -> {analysis} -> resemblance"
+        raise ValueError(f"config error at {where}: {error}") from None
+
+
+CORPUS_SETTINGS = {a: corpus_settings_of(a) for a in config["corpus_analysis"]}
+
+
 def corpus_settings(analysis):
-    """The resemblance settings of a corpus analysis: its own over the defaults."""
-    return Settings.from_config(
-        config["resemblance"],
-        config["record"]["layers"],
-        config["record"]["quantities"],
-        corpus_analysis(analysis)["resemblance"],
-    )
-
-
-def corpus_saturation(analysis):
-    """The saturation thresholds of a corpus analysis: its own over the top level's."""
-    section = {
-        "saturation": {
-            **(config["resemblance"].get("saturation") or {}),
-            **(corpus_analysis(analysis)["resemblance"].get("saturation") or {}),
-        }
-    }
-    low, high = saturation_thresholds(section)
-    return {"low": low, "high": high}
+    return CORPUS_SETTINGS[analysis]
 
 
 def corpus_part_inputs(wildcards):
@@ -259,6 +280,11 @@ def corpus_comparison_outputs(first, second):
 
 
 def all_outputs():
+    return [*index_inputs(), f"{RESULTS}/index.html"]
+
+
+def index_inputs():
+    """Every result of the run: what the front page links."""
     outputs = []
     for name in config["transcriptions"]:
         folder = transcription_dir(name)

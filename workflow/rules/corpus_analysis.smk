@@ -20,7 +20,9 @@ rule corpus_part:
         part=r"\d+",
     conda:
         ENV
-    threads: 1  # parts run side by side; one thread each uses the cores best
+    # Cores to book; a run with fewer (-j 1) lowers snakemake.threads, so the script
+    # runs params.torch_threads: the same arithmetic however many jobs run.
+    threads: config["torch_threads"]
     resources:
         mem_mb=2000,
         runtime=120,
@@ -28,10 +30,9 @@ rule corpus_part:
     params:
         spec=lambda wildcards: corpus_analysis(wildcards.analysis),
         settings=lambda wildcards: corpus_settings(wildcards.analysis),
-        bands=config["analysis"]["bands"],
-        analysis=config["analysis"],  # the style of tune figures
-        saturation=lambda wildcards: corpus_saturation(wildcards.analysis),
+        style=STYLE,  # the bands of the summaries, and the look of tune figures
         device=config["device"],
+        torch_threads=config["torch_threads"],
     script:
         "../scripts/corpus_part.py"
 
@@ -100,6 +101,9 @@ rule corpus_comparison:
         second=name_pattern(list(config["corpus_analysis"])),
     conda:
         ENV
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         settings=lambda wildcards: corpus_settings(wildcards.first),
     script:

@@ -3,10 +3,10 @@
 # its pictures (one figure, reused), so drawing pays its start-up once.
 
 
-rule figures:
+rule draw_figures:
     input:
-        matrices=f"{ANALYSIS_FOLDER}/matrices.npz",
-        summary=f"{ANALYSIS_FOLDER}/summary.parquet",
+        matrices=rules.compute_matrices.output.matrices,
+        summary=rules.compute_matrices.output.summary,
     output:
         figures=[
             heatmap_output(ANALYSIS_FOLDER, m, fmt)
@@ -31,9 +31,8 @@ rule figures:
         mem_mb=cost("figures", "mem_mb"),
         runtime=cost("figures", "runtime"),
     params:
-        analysis=config["analysis"],
-        layers=config["record"]["layers"],
-        quantities=config["record"]["quantities"],
+        plan=ANALYSIS,
+        style=STYLE,
         figure_dir=f"{ANALYSIS_FOLDER}/figures",
         animation_dir=f"{ANALYSIS_FOLDER}/animations",
         mp4=MP4,
@@ -42,9 +41,9 @@ rule figures:
         "../scripts/draw_figures.py"
 
 
-rule score:
+rule render_score:
     input:
-        steps=f"{ANALYSIS_FOLDER}/steps.parquet",
+        steps=STEPS,
     output:
         abc=f"{ANALYSIS_FOLDER}/score.abc",
         svg=report(

@@ -1,10 +1,10 @@
 # Stage 4: activations -> the part-9 matrices of each transcription (one .npz of
 # named arrays) and their summary: band counts over the unique pairs of steps.
 # What is computed comes from ANALYSIS (common.smk), planned from config alone.
-rule matrices:
+rule compute_matrices:
     input:
-        steps=f"{ANALYSIS_FOLDER}/steps.parquet",
-        activations=f"{ANALYSIS_FOLDER}/activations.parquet",
+        steps=STEPS,
+        activations=ACTIVATIONS,
     output:
         matrices=f"{ANALYSIS_FOLDER}/matrices.npz",
         summary=f"{ANALYSIS_FOLDER}/summary.parquet",
@@ -27,9 +27,7 @@ rule matrices:
         mem_mb=cost("matrices", "mem_mb"),
         runtime=cost("matrices", "runtime"),
     params:
-        analysis=config["analysis"],
-        layers=config["record"]["layers"],
-        quantities=config["record"]["quantities"],
+        plan=ANALYSIS,
         window=window,
     script:
         "../scripts/compute_matrices.py"

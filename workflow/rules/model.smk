@@ -17,6 +17,9 @@ rule init_untrained_model:
         f"{RESULTS}/benchmarks/model/untrained.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=4000,
+        runtime=15,
     params:
         n_layers=config["model"]["untrained"]["n_layers"],
         n_units=config["model"]["untrained"]["n_units"],

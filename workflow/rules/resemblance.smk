@@ -2,11 +2,11 @@
 # 1) and the other Gramians, tested against nulls that keep time order; the gate
 # saturation of every unit; and their figures. Invariance probes: a transcription
 # with its mode or one token changed, read by the model next to the original.
-# (README "Resemblance, saturation and invariance probes".)
-rule resemblance:
+# (docs/resemblance.md.)
+rule measure_resemblance:
     input:
-        steps=f"{ANALYSIS_FOLDER}/steps.parquet",
-        activations=f"{ANALYSIS_FOLDER}/activations.parquet",
+        steps=STEPS,
+        activations=ACTIVATIONS,
     output:
         table=f"{ANALYSIS_FOLDER}/resemblance.parquet",
         saturation=f"{ANALYSIS_FOLDER}/saturation.parquet",
@@ -36,16 +36,15 @@ rule resemblance:
         mem_mb=cost("resemblance", "mem_mb"),
         runtime=cost("resemblance", "runtime"),
     params:
-        resemblance=config["resemblance"],
-        layers=config["record"]["layers"],
+        settings=RESEMBLANCE,
         quantities=config["record"]["quantities"],
         dpi=config["analysis"]["figures"]["dpi"],
         window=window,
     script:
-        "../scripts/compare_gramians.py"
+        "../scripts/measure_resemblance.py"
 
 
-rule probe:
+rule probe_tune:
     input:
         model=model_file(),
         tokens=probe_source,
@@ -71,13 +70,14 @@ rule probe:
     threads: config["torch_threads"]
     resources:
         mem_mb=4000,
-        runtime=10,
+        runtime=5,
         gpu=gpus(),
     params:
         probe=lambda wildcards: config["probes"][wildcards.probe],
-        gramian=config["resemblance"].get("gramian", "abs"),
+        gramian=RESEMBLANCE.gramian,
         device=config["device"],
         torch_threads=config["torch_threads"],
         dpi=config["analysis"]["figures"]["dpi"],
+        colours=config["analysis"]["colours"],
     script:
         "../scripts/probe_tune.py"

@@ -5,15 +5,18 @@ rule tokenize_transcription:
     input:
         source=transcription_source,
     output:
-        tokens=f"{RESULTS}/transcriptions/{{name}}/tokens.txt",
+        tokens=f"{ANALYSIS_FOLDER}/tokens.txt",
     log:
         f"{RESULTS}/logs/tokenize/{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/tokenize/{{name}}.tsv"
     wildcard_constraints:
-        name=name_pattern(transcription_names("read")),
+        name=name_pattern(transcription_names(generated=False)),
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=1,
     params:
         spec=lambda wildcards: config["transcriptions"][wildcards.name],
     script:
@@ -32,6 +35,9 @@ rule build_corpus:
         f"{RESULTS}/benchmarks/corpus/{{corpus}}.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         sources=lambda wildcards: config["corpora"][wildcards.corpus]["sources"],
     script:

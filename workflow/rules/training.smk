@@ -31,8 +31,8 @@ rule split_corpus:
 
 rule train_model:
     input:
-        train=f"{RESULTS}/training/{{run}}/train.txt",
-        valid=f"{RESULTS}/training/{{run}}/valid.txt",
+        train=rules.split_corpus.output.train,
+        valid=rules.split_corpus.output.valid,
         vocabulary=lambda wildcards: training_run(wildcards.run)["vocabulary_files"],
         start=lambda wildcards: continue_from_files(training_run(wildcards.run)),
     output:

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
-from folkrnn_lens.corpus import build_corpus
+from folkrnn_lens.tokens.corpus import build_corpus
 from folkrnn_lens.logs import log_to
 
 with log_to(snakemake.log[0]):

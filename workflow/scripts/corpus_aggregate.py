@@ -4,15 +4,15 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
-from folkrnn_lens.blas_threads import pin_blas_threads
+from folkrnn_lens.jobs import pin_blas_threads
 
 pin_blas_threads(snakemake.threads)  # before numpy loads
 
-from folkrnn_lens.corpus_aggregate import run_aggregate
+from folkrnn_lens.corpus_analysis.aggregate import corpus_aggregate
 from folkrnn_lens.logs import log_to
 
 with log_to(snakemake.log[0]):
-    run_aggregate(
+    corpus_aggregate(
         part_dirs=snakemake.params.part_dirs,
         out_dir=snakemake.params.folder,
         settings=snakemake.params.settings,

@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
 from folkrnn_lens.logs import log_to
-from folkrnn_lens.recording import init_untrained_model
+from folkrnn_lens.model.untrained import init_untrained_model
 
 with log_to(snakemake.log[0]):
     init_untrained_model(

@@ -5,10 +5,10 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
 from folkrnn_lens.logs import log_to
-from folkrnn_lens.recording import record_read
+from folkrnn_lens.activations.record import read_activations
 
 with log_to(snakemake.log[0]):
-    record_read(
+    read_activations(
         model_path=snakemake.input.model,
         tokens_path=snakemake.input.tokens,
         steps_path=snakemake.output.steps,

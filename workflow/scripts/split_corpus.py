@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
 from folkrnn_lens.logs import log_to
-from folkrnn_lens.training import split_corpus
+from folkrnn_lens.training.data import split_corpus
 
 with log_to(snakemake.log[0]):
     split_corpus(

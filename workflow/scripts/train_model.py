@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
 from folkrnn_lens.logs import log_to
-from folkrnn_lens.training import TrainingConfig, train_model
+from folkrnn_lens.training.loop import TrainingConfig, train_model
 
 settings = snakemake.params.settings
 with log_to(snakemake.log[0]):

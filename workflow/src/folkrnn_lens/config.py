@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,11 +11,56 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from .tokens import END, START, is_tune_token
+from folkrnn_lens.tokens.format import END, START, is_tune_token
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+"""The config's schema: every key, what it means, and its default (the one place of each)."""
 
 
 class ConfigError(ValueError):
     """A config that does not fit the schema; the message names the key and the fix."""
+
+
+def resolve_config(config: dict) -> dict:
+    """A copy of ``config``, checked against the schema, with every default the schema
+    carries filled in (Snakemake's ``validate(..., set_default=True)``, as the workflow
+    does): what the package's settings objects are built from."""
+    from snakemake.utils import validate
+
+    resolved = copy.deepcopy(config)
+    check_config(resolved)
+    validate(resolved, str(SCHEMA_PATH), set_default=True)
+    return resolved
+
+
+# Where each section sits in a config, and the least config that holds it.
+_SECTIONS = {
+    "analysis": ("analysis",),
+    "resemblance": ("resemblance",),
+    "record": ("record",),
+    "limits": ("limits",),
+    "generation": ("transcriptions", "tune", "generate"),
+    "training": ("training", "run"),
+}
+
+
+def resolve_section(section: str, values: dict | None = None) -> dict:
+    """One section of config (``analysis``, ``resemblance``, ``record``, ``limits``, a
+    transcription's ``generation``, a ``training`` run) with the schema's defaults
+    filled in under ``values``: what a caller outside the workflow passes for a
+    section it sets only in part (or not at all)."""
+    path = _SECTIONS[section]
+    config = {"model": {"file": "untrained"}, "transcriptions": {"tune": {"generate": {"seed": 0}}}}
+    if section == "training":
+        values = {"corpus": "corpus", **(values or {})}
+    target = config
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = copy.deepcopy(values) if values is not None else target.get(path[-1], {})
+    resolved = resolve_config(config)
+    for key in path:
+        resolved = resolved[key]
+    return resolved
 
 
 def _where(error) -> str:
@@ -25,7 +71,7 @@ def _path(parts) -> str:
     return " -> ".join(str(part) for part in parts) or "(top level)"
 
 
-def check_config(config: dict, schema_path: str | Path) -> None:
+def check_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> None:
     """Raise ConfigError naming the first problem jsonschema finds (the most
     specific one, where several branches of a choice failed)."""
     check_finite(config)
@@ -138,7 +184,10 @@ def _model_facts(model: dict) -> _ModelFacts:
         return _ModelFacts(file, None, None)
     from safetensors import SafetensorError
 
-    from .model import CheckpointError, checkpoint_header  # imports torch: only when needed
+    from folkrnn_lens.model.checkpoint import (  # imports torch: only when needed
+        CheckpointError,
+        checkpoint_header,
+    )
 
     try:
         header = checkpoint_header(file)

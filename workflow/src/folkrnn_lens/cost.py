@@ -17,15 +17,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .matrices import plan_analysis
-from .resemblance import (
+from folkrnn_lens.matrices.plan import plan_analysis
+from folkrnn_lens.resemblance.comparisons import (
     MEMORY_BYTES,
-    Settings,
     bytes_per_matrix,
     comparison_chunks,
     matrices_per_chunk,
     transient_bytes,
 )
+from folkrnn_lens.resemblance.settings import Settings
 
 MIB = 1 << 20
 UNITS = 512  # folk-rnn v2's units per layer: the activations' width
@@ -115,6 +115,7 @@ def job_costs(sizes: JobSizes) -> dict[str, JobCost]:
         ),
         "figures": JobCost(4.0 + 0.08 * pictures + 4.5e-8 * pictures * n * n, 480 + 32 * pairs_mb),
         "score": JobCost(2.0 + 0.002 * n, 150),
+        "explorer": JobCost(1.6 + 0.0005 * n, 170 + 4.2 * recorded_mb),
     }
     if sizes.resemblance:
         costs["resemblance"] = _resemblance_cost(sizes, recorded_mb)

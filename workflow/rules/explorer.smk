@@ -1,0 +1,59 @@
+# Stage 6: every result -> pages to explore in the browser. Per transcription, one
+# explorer page of linked views (matrix, layers in motion, step, units) with its data
+# files beside it; and the front page of the run, results/index.html, linking
+# everything. Both open from the file system (docs/explorer.md).
+rule build_explorer:
+    input:
+        steps=STEPS,
+        activations=ACTIVATIONS,
+        matrices=rules.compute_matrices.output.matrices,
+        summary=rules.compute_matrices.output.summary,
+        score=score_input,
+    output:
+        page=f"{ANALYSIS_FOLDER}/explorer.html",
+        data=report(
+            directory(f"{ANALYSIS_FOLDER}/explorer"),
+            htmlindex="index.html",
+            caption="../report/explorer.rst",
+            category="{name}",
+            subcategory="0 explorer",
+            labels={"page": "the explorer"},
+        ),
+    log:
+        f"{RESULTS}/logs/explorer/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/explorer/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(list(config["transcriptions"])),
+    conda:
+        ENV
+    resources:
+        mem_mb=cost("explorer", "mem_mb"),
+        runtime=cost("explorer", "runtime"),
+    params:
+        plan=ANALYSIS,
+        style=STYLE,
+        window=window,
+    script:
+        "../scripts/build_explorer.py"
+
+
+rule build_index:
+    input:
+        index_inputs(),
+    output:
+        page=f"{RESULTS}/index.html",
+    log:
+        f"{RESULTS}/logs/index.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        transcriptions=list(config["transcriptions"]),
+        probes=list(config["probes"]),
+        corpus_analyses={a: shown_quantity(s) for a, s in CORPUS_SETTINGS.items()},
+        comparisons=[list(pair) for pair in config["corpus_comparisons"]],
+    script:
+        "../scripts/build_index.py"

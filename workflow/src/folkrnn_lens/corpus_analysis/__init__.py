@@ -1,0 +1,1 @@
+"""Corpus mode (corpus_analysis.smk): many tunes through the model, aggregated."""

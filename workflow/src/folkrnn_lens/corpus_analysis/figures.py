@@ -1,0 +1,207 @@
+"""Figures of a corpus analysis: what the tables of many tunes say, at a glance.
+
+- ``distributions``: per quantity and shift, each layer's resemblance to X^T X
+  across tunes (box plots), with the circular-shift null's mean and the share
+  of tunes where the resemblance is significant;
+- ``winners``: which layer resembles X^T X most, as a share of the tunes;
+- ``bar_averages``: X^T X and each layer's hidden-state Gramian averaged over
+  the tunes bar by bar (bar i against bar j);
+- ``saturation``: every unit's share of the corpus's steps left- and
+  right-saturated, per layer (Karpathy, Johnson & Fei-Fei 2015);
+- ``comparison``: two corpus analyses side by side (e.g. generated and real).
+
+Layers, gates and statistics look as in a transcription's figures (``palette``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from folkrnn_lens.names import (
+    GATES,  # noqa: E402
+    gramian_name,  # noqa: E402
+)
+from folkrnn_lens.palette import GATE_COLOURS, PAIR_COLOURS, STATISTIC_LABELS, layer_colour  # noqa: E402
+from folkrnn_lens.resemblance.transcription import layers_and_quantities  # noqa: E402
+
+
+def _parsed(names: pd.Series) -> pd.DataFrame:
+    return layers_and_quantities(names).astype({"layer": int})
+
+
+def _save(fig, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def distributions(aggregate: pd.DataFrame, resemblance: pd.DataFrame, settings, path, title: str) -> None:
+    """Rows: statistics x shifts; columns: quantities; in each panel one box per layer."""
+    onehot = resemblance[resemblance["family"] == "onehot"]
+    onehot = pd.concat([onehot, _parsed(onehot["a"])], axis=1)
+    summary = aggregate[aggregate["family"] == "onehot"]
+    rows = [(s, k) for s in settings.statistics for k in settings.shifts]
+    quantities, layers = list(settings.quantities), list(settings.layers)
+    fig, axes = plt.subplots(
+        len(rows), len(quantities), figsize=(2.1 * len(quantities) + 1, 2.4 * len(rows) + 0.8), squeeze=False
+    )
+    for r, (statistic, shift) in enumerate(rows):
+        for c, quantity in enumerate(quantities):
+            ax = axes[r, c]
+            data = onehot[(onehot["shift"] == shift) & (onehot["quantity"] == quantity)]
+            values = [data.loc[data["layer"] == layer, statistic].dropna().to_numpy() for layer in layers]
+            boxes = ax.boxplot(values, widths=0.6, showfliers=False, patch_artist=True)
+            for k, patch in enumerate(boxes["boxes"]):
+                patch.set_facecolor(layer_colour(k))
+                patch.set_alpha(0.6)
+            nulls = [data.loc[data["layer"] == layer, f"{statistic}_null_mean"].mean() for layer in layers]
+            ax.plot(range(1, len(layers) + 1), nulls, "k_", markersize=14, label="null mean")
+            for k, layer in enumerate(layers):
+                row = summary[
+                    (summary["a"] == gramian_name(layer, quantity, settings.gramian))
+                    & (summary["shift"] == shift)
+                    & (summary["statistic"] == statistic)
+                ]
+                if not row.empty and np.isfinite(row["share_p_circular"].iloc[0]):
+                    share = row["share_p_circular"].iloc[0]
+                    ax.annotate(
+                        f"{share:.0%}", (k + 1, 1.0), xycoords=("data", "axes fraction"),
+                        ha="center", va="bottom", fontsize=7,
+                    )  # fmt: skip
+            ax.set_xticks(range(1, len(layers) + 1), [f"L{layer}" for layer in layers])
+            ax.axhline(0, color="0.8", linewidth=0.6)
+            if r == 0:
+                ax.set_title(quantity, pad=12)
+            if c == 0:
+                ax.set_ylabel(f"{STATISTIC_LABELS[statistic]}\nshift {shift}")
+    fig.suptitle(
+        f"{title}\nresemblance to X^T X across tunes (boxes: quartiles; -: circular-shift null mean; "
+        f"%: tunes with circular-shift p < {settings.alpha}, about {settings.alpha:.0%} by chance)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def winners(table: pd.DataFrame, settings, path, title: str) -> None:
+    """Per statistic and shift, grouped bars: for each quantity, the share of tunes
+    where each layer resembles X^T X most."""
+    rows = [(s, k) for s in settings.statistics for k in settings.shifts]
+    quantities, layers = list(settings.quantities), list(settings.layers)
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(1.2 * len(quantities) + 2, 2.2 * len(rows) + 0.8), squeeze=False
+    )
+    width = 0.8 / len(layers)
+    for r, (statistic, shift) in enumerate(rows):
+        ax = axes[r, 0]
+        data = table[(table["statistic"] == statistic) & (table["shift"] == shift)]
+        for k, layer in enumerate(layers):
+            shares = [
+                data.loc[(data["quantity"] == q) & (data["layer"] == layer), "share"].sum()
+                for q in quantities
+            ]
+            x = np.arange(len(quantities)) + (k - (len(layers) - 1) / 2) * width
+            ax.bar(x, shares, width, color=layer_colour(k), label=f"layer {layer}")
+        ax.set_xticks(range(len(quantities)), quantities)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"{STATISTIC_LABELS[statistic]}\nshift {shift}")
+        if r == 0:
+            ax.legend(ncol=len(layers), fontsize=8, loc="lower right", bbox_to_anchor=(1, 1))  # above
+    fig.suptitle(f"{title}\nshare of tunes where each layer's Gramian resembles X^T X most", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def bar_averages(averages: dict[str, np.ndarray], path, title: str) -> None:
+    """One panel per matrix: the mean over tunes of its bar-by-bar mean."""
+    names = [name for name in averages if name != "n_tunes"]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names) + 0.6, 4.0), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        matrix = averages[name]
+        image = ax.imshow(matrix, cmap="Greys", origin="upper", interpolation="nearest")
+        label = "X^T X" if name == "onehot" else re.sub(r"^L(\d+)\.(\w+)\.(\w+)$", r"layer \1, \2 (\3)", name)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("bar")
+        ax.set_ylabel("bar")
+        ticks = np.arange(0, matrix.shape[0], 4)
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    n = averages["n_tunes"]
+    fig.suptitle(
+        f"{title}\nmean over tunes of each matrix's mean over the steps of bar i and bar j "
+        f"({int(n[0, 0])} tunes have bar 0, {int(n[-1, -1])} bar {n.shape[0] - 1})",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def saturation(units: pd.DataFrame, n_steps: int, path, title: str) -> None:
+    """One scatter per layer: each unit's fraction of steps below (x) and above (y)."""
+    layers = sorted(units["layer"].unique())
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.4 * len(layers) + 0.4, 3.6), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        for gate in GATES:
+            data = units[(units["layer"] == layer) & (units["gate"] == gate)]
+            ax.scatter(
+                data["frac_below"], data["frac_above"], s=5, alpha=0.5, color=GATE_COLOURS[gate], label=gate
+            )
+        ax.plot([0, 1], [1, 0], color="0.7", linewidth=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_title(f"layer {layer}", fontsize=10)
+        ax.set_xlabel("fraction left-saturated (< low)")
+        if layer == layers[0]:
+            ax.set_ylabel("fraction right-saturated (> high)")
+            ax.legend(title="gate", fontsize=8, markerscale=2)
+    fig.suptitle(f"{title}\ngate saturation of every unit over {n_steps} steps", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def comparison(first: pd.DataFrame, second: pd.DataFrame, labels, settings, path) -> None:
+    """Against X^T X, per quantity (columns) and statistic x shift (rows): each
+    layer's distribution in the first analysis next to the second's."""
+    rows = [(s, k) for s in settings.statistics for k in settings.shifts]
+    quantities, layers = list(settings.quantities), list(settings.layers)
+    frames = []
+    for frame in (first, second):
+        onehot = frame[frame["family"] == "onehot"]
+        frames.append(pd.concat([onehot, _parsed(onehot["a"])], axis=1))
+    fig, axes = plt.subplots(
+        len(rows), len(quantities), figsize=(2.3 * len(quantities) + 1, 2.4 * len(rows) + 0.8), squeeze=False
+    )
+    colours = PAIR_COLOURS
+    for r, (statistic, shift) in enumerate(rows):
+        for c, quantity in enumerate(quantities):
+            ax = axes[r, c]
+            for k, (frame, colour) in enumerate(zip(frames, colours)):
+                data = frame[(frame["shift"] == shift) & (frame["quantity"] == quantity)]
+                values = [data.loc[data["layer"] == layer, statistic].dropna().to_numpy() for layer in layers]
+                positions = np.arange(len(layers)) * 3 + k
+                boxes = ax.boxplot(
+                    values, positions=positions, widths=0.8, showfliers=False, patch_artist=True
+                )
+                for patch in boxes["boxes"]:
+                    patch.set_facecolor(colour)
+                    patch.set_alpha(0.6)
+            ax.set_xticks(np.arange(len(layers)) * 3 + 0.5, [f"L{layer}" for layer in layers])
+            if r == 0:
+                ax.set_title(quantity)
+            if c == 0:
+                ax.set_ylabel(f"{STATISTIC_LABELS[statistic]}\nshift {shift}")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour, alpha=0.6) for colour in colours]
+    fig.legend(handles, labels, loc="upper right", fontsize=8)
+    fig.suptitle(f"{labels[0]} against {labels[1]}: resemblance to X^T X across tunes", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)

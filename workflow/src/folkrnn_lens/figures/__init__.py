@@ -1,0 +1,1 @@
+"""Stage 5 (figures.smk): heatmaps, animations and the notated score."""

@@ -1,0 +1,1 @@
+"""Stage 4 (matrices.smk): the part-9 matrices of one transcription and their summary."""

@@ -1,0 +1,1 @@
+"""Stage 4b (resemblance.smk): resemblance of Gramians, gate saturation, invariance probes."""

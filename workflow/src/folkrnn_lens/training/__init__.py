@@ -1,0 +1,1 @@
+"""Training (training.smk): folk-rnn v2 trained on a corpus, resumably."""
