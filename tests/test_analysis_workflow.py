@@ -93,6 +93,7 @@ def test_the_report_gathers_each_transcription(analysed):
     for text in ("3 heatmaps", "4 animations", "1 score", "2 summary", "L3.i_x_o.png", "h.abs.html"):
         assert text in html, text
     assert "unique pairs of different steps" in html  # a caption, rendered
+    assert "results/transcriptions/tune/explorer.html" in html  # the explorer, linked
 
 
 def test_only_layer_three_hidden_state_gives_only_that(tmp_path):
@@ -110,6 +111,7 @@ def test_only_layer_three_hidden_state_gives_only_that(tmp_path):
     # resemblance (on by default): h of layer 3 against X^T X; no gate recorded for saturation
     expected |= {"resemblance.parquet", "saturation.parquet"}
     expected |= {"figures/resemblance.png", "figures/saturation.png"}
+    expected |= {"explorer.html", "explorer"}
     assert files == {f"{folder}/{name}" for name in expected}
 
 

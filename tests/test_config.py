@@ -1,5 +1,7 @@
 import copy
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -271,3 +273,18 @@ def test_jobs_find_the_package_on_their_path_alone(monkeypatch):
     found = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True)
     assert found.stdout.startswith(folder)
     assert os.environ["PYTHONPATH"].split(os.pathsep) == [folder, "/elsewhere"]
+
+
+def test_a_job_s_blas_threads_are_set_even_after_numpy_has_loaded():
+    """Snakemake's script preamble loads numpy before the script runs: the threads
+    must still reach the loaded BLAS, or a result depends on the jobs beside it."""
+    code = (
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from folkrnn_lens.jobs import pin_blas_threads\n"
+        "pin_blas_threads(1)\n"
+        "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.strip() == "[1]"

@@ -11,14 +11,8 @@ rule build_explorer:
         score=score_input,
     output:
         page=f"{ANALYSIS_FOLDER}/explorer.html",
-        data=report(
-            directory(f"{ANALYSIS_FOLDER}/explorer"),
-            htmlindex="index.html",
-            caption="../report/explorer.rst",
-            category="{name}",
-            subcategory="0 explorer",
-            labels={"page": "the explorer"},
-        ),
+        # not in the report: a single-file report cannot hold a folder; its text links the pages
+        data=directory(f"{ANALYSIS_FOLDER}/explorer"),
     log:
         f"{RESULTS}/logs/explorer/{{name}}.log",
     benchmark:

@@ -7,10 +7,16 @@ from pathlib import Path
 
 
 def pin_blas_threads(threads: int) -> None:
-    """Let numpy's (and torch's) BLAS use the rule's threads. Call before numpy
-    loads, so jobs that run side by side do not oversubscribe the cores."""
+    """Let numpy's (and torch's) BLAS use the rule's threads, so jobs that run side
+    by side do not oversubscribe the cores, and a result does not depend on how
+    many jobs ran beside it. The variables reach libraries not yet loaded; the
+    script's preamble has already loaded numpy (unpickling the params), so
+    threadpoolctl sets the BLAS that is loaded."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
 
 
 def export_package_path() -> str:
