@@ -43,3 +43,30 @@ def excerpt():
 @pytest.fixture
 def model():
     return small_model()
+
+
+def make_probe(folder: Path, model: FolkRNN, tokens: list[str], spec: dict, gramian: str = "abs"):
+    """A probe of a one-tune token file through the rule's job (tables, figure, both
+    reads) and its explorer, in ``folder``; returns the ProbeResult."""
+    from folkrnn_lens.config import resolve_section
+    from folkrnn_lens.explorer.build import build_probe_explorer
+    from folkrnn_lens.figures.style import Style
+    from folkrnn_lens.model.checkpoint import save_checkpoint
+    from folkrnn_lens.resemblance.probes import probe_tune
+    from folkrnn_lens.tokens.format import Transcription
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, folder / "model.safetensors")
+    source = folder / "original.txt"
+    source.write_text(Transcription(tokens[0], tokens[1], tuple(tokens[2:])).to_text())
+    files = [folder / name for name in ("tokens.txt", "probe.parquet", "steps.parquet", "difference.png")]
+    result = probe_tune(
+        "probe", spec, folder / "model.safetensors", source, *files,
+        colours=resolve_section("analysis")["colours"], gramian=gramian, dpi=40, reads_dir=folder,
+    )  # fmt: skip
+    build_probe_explorer(
+        "probe", spec["of"], folder / "probed" / "steps.parquet", folder / "probed" / "activations.parquet",
+        folder / "original" / "activations.parquet", folder / "probe.parquet", gramian,
+        Style.from_config({}), folder / "explorer.html", folder / "explorer",
+    )  # fmt: skip
+    return result

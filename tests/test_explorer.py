@@ -11,6 +11,7 @@ import pytest
 
 from folkrnn_lens.activations.tables import Provenance, write_capture
 from folkrnn_lens.config import resolve_section
+from folkrnn_lens.explorer.build import build_probe_explorer
 from folkrnn_lens.explorer.data import ExplorerError, array_script, write_explorer_data
 from folkrnn_lens.explorer.index import build_index, corpus_table
 from folkrnn_lens.explorer.units import match_ranges, select_units
@@ -18,7 +19,7 @@ from folkrnn_lens.figures.style import Style
 from folkrnn_lens.matrices.compute import compute_matrices
 from folkrnn_lens.matrices.plan import plan_analysis
 
-from .conftest import small_model
+from .conftest import make_probe, small_model
 
 # ---- select and match ------------------------------------------------------------------
 
@@ -53,6 +54,11 @@ def test_match_ranks_runs_by_how_many_selected_units_stay_on():
 
 
 # ---- the data files ---------------------------------------------------------------------
+
+
+def read_meta(folder) -> dict:
+    text = (folder / "meta.js").read_text()
+    return json.loads(text.removeprefix("FOLKRNN_EXPLORER.meta(").removesuffix(");\n"))
 
 
 def decoded(script: str) -> tuple[str, np.ndarray]:
@@ -174,3 +180,47 @@ def test_the_front_page_links_what_exists(tmp_path):
     assert 'href="transcriptions/tune/explorer.html"' in text
     assert "summary.html" not in text  # not made: not linked
     assert resolve_section("analysis")  # the schema is reachable from the package
+
+
+# ---- a probe's explorer --------------------------------------------------------------------
+
+
+def test_a_probe_s_page_holds_both_reads_and_g_prime_minus_g_of_each_layer(tmp_path):
+    tokens = ["M:4/4", "K:Cmaj", *"C D E F | G A B c | c B A G |".split()]
+    spec = {"of": "tune", "replace": {"step": 6, "token": "A"}, "quantities": ["c", "h"]}
+    result = make_probe(tmp_path, small_model(n_units=8), tokens, spec)
+    meta = read_meta(tmp_path / "explorer")
+    assert meta["reference"] == {
+        "of": "tune",
+        "description": "tune with step 6 reading 'A'",
+        "changed": [6],
+        "gramian": "abs",
+    }
+    differences = [m for m in meta["matrices"] if m["kind"] == "difference"]
+    assert [m["name"] for m in differences] == [f"L{n}.{q}.abs.diff" for n in (1, 2, 3) for q in "ch"]
+    table = pd.read_parquet(tmp_path / "probe.parquet")
+    row = table[(table["layer"] == 2) & (table["quantity"] == "h")].iloc[0]
+    shown = next(m for m in differences if m["name"] == "L2.h.abs.diff")
+    assert shown["gramian"] == "L2.h.abs" and shown["gramian"] in [m["name"] for m in meta["matrices"]]
+    assert shown["comparison"]["max_abs_difference"] == row["max_abs_difference"]
+    original, probed = result.reads
+    _, h2 = decoded((tmp_path / "explorer" / meta["arrays"]["original:L2.h"]).read_text())
+    np.testing.assert_array_equal(h2, original.quantity(2, "h"))
+    _, h2 = decoded((tmp_path / "explorer" / meta["arrays"]["L2.h"]).read_text())
+    np.testing.assert_array_equal(h2, probed.quantity(2, "h"))
+    assert meta["tokens"][6] == "A" and meta["tokens"][:6] == ["<s>", *tokens[:5]]
+    assert meta["animations"][0]["frames"] == [[f"L{layer}.c.abs.diff"] for layer in (1, 2, 3)]
+
+
+def test_a_probe_s_original_of_other_length_is_refused(tmp_path):
+    tokens = ["M:4/4", "K:Cmaj", *"C D E F | G A B c |".split()]
+    spec = {"of": "tune", "replace": {"step": 4, "token": "E"}}
+    make_probe(tmp_path / "a", small_model(n_units=8), tokens, spec)
+    make_probe(tmp_path / "b", small_model(n_units=8), [*tokens, "d"], spec)
+    a, b = tmp_path / "a", tmp_path / "b"
+    with pytest.raises(ExplorerError, match=r"the original 'tune' has 14 steps, the probed tune 13"):
+        build_probe_explorer(
+            "probe", "tune", a / "probed" / "steps.parquet", a / "probed" / "activations.parquet",
+            b / "original" / "activations.parquet", a / "probe.parquet", "abs", Style.from_config({}),
+            tmp_path / "x.html", tmp_path / "x",
+        )  # fmt: skip

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from folkrnn_lens.activations.record import read_activations
 from folkrnn_lens.activations.tables import Provenance, load_activations, write_capture
 from folkrnn_lens.explorer.data import write_explorer_data
+from folkrnn_lens.explorer.index import build_index
 from folkrnn_lens.explorer.page import explorer_html, write_explorer_page
 from folkrnn_lens.explorer.units import match_ranges, select_units
 from folkrnn_lens.figures.score import render_score
@@ -20,8 +22,10 @@ from folkrnn_lens.figures.style import Style, band_colours
 from folkrnn_lens.matrices.compute import compute_matrices
 from folkrnn_lens.matrices.plan import plan_analysis
 from folkrnn_lens.model.folkrnn import FolkRNN, FolkRNNConfig
+from folkrnn_lens.tokens.corpus import load_transcription
+from folkrnn_lens.tokens.format import write_token_file
 
-from .conftest import excerpt_vocab
+from .conftest import ROOT, excerpt_vocab, make_probe
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
@@ -30,6 +34,7 @@ if not CHROMIUM.exists():
 
 TOKENS = ["M:4/4", "K:Cmaj", *"|: C D E F | G A B c :: c B A G | F E D C :| C 2 E 2 | G 4 |".split()]
 N_UNITS = 8
+SHIPPED_MODEL = ROOT / "resources" / "models" / "folkrnn_v2_music21.safetensors"
 
 
 def tiny_model() -> FolkRNN:
@@ -291,3 +296,155 @@ def test_a_screenshot_of_each_view(page, tmp_path):
         path = tmp_path / f"{view}.png"
         page.locator(f"#{view}-view").screenshot(path=str(path))
         assert path.stat().st_size > 5000
+
+
+# ---- a probe's page ----------------------------------------------------------------------
+
+PROBED_STEP = 7  # reads TOKENS[6], "F"; the probe reads "G" there
+
+
+@pytest.fixture(scope="module")
+def probe_site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("probe_page")
+    spec = {"of": "tiny", "replace": {"step": PROBED_STEP, "token": "G"}}
+    return {"folder": folder, "result": make_probe(folder, tiny_model(), TOKENS, spec)}
+
+
+def test_a_probe_s_page_computes_g_prime_minus_g_as_the_probe_does(browser, probe_site, tmp_path):
+    page = open_page(browser, probe_site["folder"] / "explorer.html")
+    assert page.errors == [] and page.inner_text("#messages") == ""
+    assert page.evaluate("[FOLKRNN_EXPLORER.state.matrix, FOLKRNN_EXPLORER.state.second]") == [
+        "L2.h.abs.diff",
+        "L2.h.abs",
+    ]
+    assert f"input changed at step {PROBED_STEP}" in page.inner_text("#subtitle")
+    result = probe_site["result"]
+    n = len(TOKENS) + 1
+    for layer in (1, 2, 3):
+        values = np.reshape(page.evaluate(ALL_VALUES, [f"L{layer}.h.abs.diff", n]), (n, n))
+        np.testing.assert_allclose(values, result.differences[layer, "h"], atol=2e-6, err_msg=str(layer))
+        assert not values[:PROBED_STEP, :PROBED_STEP].any()  # both reads of one batch: exactly 0
+        assert np.abs(values[PROBED_STEP:, PROBED_STEP:]).max() > 0
+    scale = result.table.set_index("layer").loc[2, "max_abs_difference"]
+    assert f"+{scale:.3g}" in page.inner_text("#legend")
+    assert page.inner_text("#counts").count("\n") >= 3  # probe.parquet's numbers
+    page.locator("#matrix-view").screenshot(path=str(tmp_path / "probe.png"))
+    page.close()
+
+
+# ---- pacing of the layers in motion, and the front page -----------------------------------
+
+DWELLS = """async (count) => {
+  // how long each frame of the playing animation stays, in order, over `count` changes
+  const api = FOLKRNN_EXPLORER, seen = [];
+  let frame = api.state.frame, since = performance.now();
+  document.getElementById("motion-play").click();
+  while (seen.length < count) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (api.state.frame !== frame) {
+      seen.push([frame, performance.now() - since]);
+      frame = api.state.frame;
+      since = performance.now();
+    }
+  }
+  document.getElementById("motion-play").click();
+  return seen;
+}"""
+
+
+def test_play_paces_frames_as_the_animations_config_says(browser, site, tmp_path):
+    shutil.copytree(site["folder"] / "explorer", tmp_path / "explorer")
+    meta = dict(site["meta"], frame_seconds=0.1, pause_seconds=0.5)
+    (tmp_path / "explorer" / "meta.js").write_text(f"FOLKRNN_EXPLORER.meta({json.dumps(meta)});\n")
+    write_explorer_page(tmp_path / "explorer.html")
+    page = open_page(browser, tmp_path / "explorer.html")
+    dwells = page.evaluate(DWELLS, 4)
+    page.close()
+    assert [frame for frame, _ in dwells] == [0, 1, 2, 0]  # layers 1 -> 2 -> 3, and round again
+    first, second, last, _ = (ms for _, ms in dwells)
+    # frame changes are seen by polling every 5 ms: a dwell reads up to a poll short
+    assert 80 <= first < 450 and 80 <= second < 450  # frame_seconds, not the GIFs' default 1 s
+    assert last >= 580  # frame_seconds + pause_seconds on the last layer
+
+
+def test_the_front_page_sorts_and_filters_a_corpus_s_tunes(browser, tmp_path):
+    results = tmp_path / "results"
+    folder = results / "corpus_analysis" / "few"
+    folder.mkdir(parents=True)
+    titles, steps = ["The Reel", "A Jig", "Hornpipe"], [120, 80, 200]
+    pd.DataFrame({"tune_id": [0, 1, 2], "title": titles, "origin": "real", "n_steps": steps, "n_bars": 8,
+                  "status": "ok"}).to_parquet(folder / "tunes.parquet")  # fmt: skip
+    rows = [{"tune_id": t, "family": "onehot", "a": "L1.h.abs", "shift": shift, "pearson": 0.1 * t + shift}
+            for t in range(3) for shift in (0, 1)]  # fmt: skip
+    pd.DataFrame(rows).to_parquet(folder / "resemblance.parquet")
+    shown = {"statistics": ["pearson"], "quantity": "h", "gramian": "abs"}
+    index = build_index(results / "index.html", results, [], [], {"few": shown}, [])
+    page = browser.new_page()
+    page.goto(index.as_uri())
+    visible_titles = (
+        "[...document.querySelectorAll('table.tunes tbody tr')]"
+        ".filter((r) => !r.hidden).map((r) => r.cells[1].textContent)"
+    )
+    assert page.evaluate(visible_titles) == titles
+    page.click("th:text('n_steps')")
+    assert page.evaluate(visible_titles) == ["A Jig", "The Reel", "Hornpipe"]
+    page.click("th:text('n_steps')")
+    assert page.evaluate(visible_titles) == ["Hornpipe", "The Reel", "A Jig"]
+    page.fill("input.filter", "jig")
+    assert page.evaluate(visible_titles) == ["A Jig"]
+    page.screenshot(path=str(tmp_path / "index.png"))
+    page.close()
+
+
+# ---- the default real tune ----------------------------------------------------------------
+
+DEFAULT_TUNE = {"abc": "music21:oneills1850/0001-0050.abc", "x": 3}  # config.yaml's first
+
+
+@pytest.fixture(scope="module")
+def default_site(tmp_path_factory):
+    """The explorer of the default config's real tune, read by the shipped model, with
+    every layer, quantity and matrix of the default analysis."""
+    folder = tmp_path_factory.mktemp("default_tune")
+    write_token_file(folder / "tokens.txt", [load_transcription(DEFAULT_TUNE, "tune")])
+    paths = [folder / f for f in ("steps.parquet", "activations.parquet", "matrices.npz", "summary.parquet")]
+    read_activations(SHIPPED_MODEL, folder / "tokens.txt", *paths[:2], name="tune")
+    plan = plan_analysis()
+    compute_matrices("tune", *paths, plan)
+    render_score("tune", folder / "steps.parquet", folder / "score.abc", folder / "score.svg")
+    meta = write_data(folder, plan, folder / "explorer", folder / "score.svg")
+    write_explorer_page(folder / "explorer.html")
+    return {"folder": folder, "plan": plan, "meta": meta}
+
+
+def test_the_default_real_tune_reads_out_and_draws_as_its_tables(browser, default_site):
+    folder, meta = default_site["folder"], default_site["meta"]
+    page = open_page(browser, folder / "explorer.html")
+    assert page.errors == [] and page.inner_text("#messages") == ""
+    assert meta["n_steps"] == 165 and len(meta["matrices"]) == len(default_site["plan"].names)
+    steps = pd.read_parquet(folder / "steps.parquet")
+    summary = pd.read_parquet(folder / "summary.parquet").set_index("matrix")
+    style, n = Style.from_config({}), meta["n_steps"]
+    bar_steps = {k for k, line in enumerate(meta["bar_lines"]) if line}
+    cells = [(s, t) for s in range(1, n, 9) for t in range(2, n, 11) if not {s, t} & bar_steps]
+    with np.load(folder / "matrices.npz") as npz:
+        for name in default_site["plan"].names:  # every matrix of the menu, drawn as the figures
+            page.evaluate("(name) => FOLKRNN_EXPLORER.selectMatrix(name)", name)
+            expected = band_colours(
+                npz[name], next(m["kind"] for m in meta["matrices"] if m["name"] == name), style
+            )
+            assert page.evaluate(CELL_COLOURS, cells) == [expected[s, t].tolist() for s, t in cells], name
+        page.evaluate("FOLKRNN_EXPLORER.selectMatrix('L2.h.abs')")
+        for s, t in [(40, 100), (150, 7)]:
+            at = page.evaluate(f"FOLKRNN_EXPLORER.locate.cell('a', {s}, {t})")
+            page.mouse.move(at["x"], at["y"])
+            page.wait_for_function(f"document.querySelector('#readout-left').dataset.s === '{s}'")
+            read = page.evaluate("({...document.querySelector('#readout-left').dataset})")
+            assert (read["columnToken"], int(read["rowBar"])) == (steps["input_token"][s], steps["bar"][t])
+            assert float(read["value"]) == pytest.approx(float(npz["L2.h.abs"][s, t]), abs=2e-6)
+    counts = page.evaluate("[...document.querySelectorAll('#counts [data-key]')].map((td) => td.textContent)")
+    assert int(counts[1]) == summary.loc["L2.h.abs", "n_pairs"] == n * (n - 1) // 2
+    h2 = load_activations(folder / "activations.parquet", {(2, "h")})[2, "h"]
+    units = page.evaluate("FOLKRNN_EXPLORER.selectUnits(2, 'h', 40, 48, 0.3)")
+    assert units == select_units(h2, 40, 48, 0.3).tolist()
+    page.close()

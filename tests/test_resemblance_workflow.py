@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from folkrnn_lens.activations.tables import load_activation
+from folkrnn_lens.resemblance.probes import READS
 from folkrnn_lens.tokens.format import read_token_file
 
 from .conftest import EXCERPT
@@ -85,6 +87,14 @@ def test_probes_change_what_they_say(workdir):
     for probe in ("in_major", "one_note"):
         with Image.open(folder / probe / "difference.png") as image:
             assert min(image.size) > 300
+    # both reads, for the probe's explorer: the same bit for bit before the change
+    h = {read: load_activation(folder / "one_note" / read / "activations.parquet", 2, "h") for read in READS}
+    np.testing.assert_array_equal(h["original"][:5], h["probed"][:5])
+    assert np.abs(h["original"][5:] - h["probed"][5:]).max() > 0
+    meta = (folder / "one_note" / "explorer" / "meta.js").read_text()
+    assert '"name": "L2.h.abs.diff"' in meta and '"changed": [5]' in meta
+    index = (workdir / "results" / "index.html").read_text()
+    assert 'href="probes/one_note/explorer.html"' in index
 
 
 def test_the_report_shows_resemblance_saturation_and_probes(workdir):

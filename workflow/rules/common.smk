@@ -73,7 +73,13 @@ try:
 except ValueError as error:
     raise ValueError(f"config error at resemblance: {error}") from None
 PROBE_FOLDER = f"{RESULTS}/probes/{{probe}}"
-PROBE_FILES = ("tokens.txt", "probe.parquet", "steps.parquet", "difference.png")
+PROBE_FILES = (
+    "tokens.txt",
+    "probe.parquet",
+    "steps.parquet",
+    "difference.png",
+    "explorer.html",
+)
 
 
 def analysis_outputs(folder):

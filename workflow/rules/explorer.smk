@@ -32,6 +32,32 @@ rule build_explorer:
         "../scripts/build_explorer.py"
 
 
+rule build_probe_explorer:
+    input:
+        steps=rules.probe_tune.output.probed_steps,
+        activations=rules.probe_tune.output.probed_activations,
+        original=rules.probe_tune.output.original_activations,
+        table=rules.probe_tune.output.table,
+    output:
+        page=f"{PROBE_FOLDER}/explorer.html",
+        data=directory(f"{PROBE_FOLDER}/explorer"),
+    log:
+        f"{RESULTS}/logs/explorer/probes/{{probe}}.log",
+    wildcard_constraints:
+        probe=name_pattern(list(config["probes"])),
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        of=lambda wildcards: config["probes"][wildcards.probe]["of"],
+        gramian=RESEMBLANCE.gramian,
+        style=STYLE,
+    script:
+        "../scripts/build_probe_explorer.py"
+
+
 rule build_index:
     input:
         index_inputs(),

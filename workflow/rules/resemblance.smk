@@ -59,6 +59,11 @@ rule probe_tune:
             subcategory="{probe}",
             labels={"figure": "G' - G per layer, and distance per step"},
         ),
+        # both reads of the one batch, for the probe's explorer
+        original_steps=f"{PROBE_FOLDER}/original/steps.parquet",
+        original_activations=f"{PROBE_FOLDER}/original/activations.parquet",
+        probed_steps=f"{PROBE_FOLDER}/probed/steps.parquet",
+        probed_activations=f"{PROBE_FOLDER}/probed/activations.parquet",
     log:
         f"{RESULTS}/logs/probes/{{probe}}.log",
     benchmark:

@@ -1,6 +1,7 @@
 """Rule probe_tune: a transcription with its mode or one token changed, against the original."""
 
 import sys
+from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")  # the folkrnn_lens package
 
@@ -28,4 +29,5 @@ with log_to(snakemake.log[0]):
         device=params.device,
         threads=params.torch_threads,
         dpi=params.dpi,
+        reads_dir=Path(snakemake.output.original_steps).parent.parent,
     )

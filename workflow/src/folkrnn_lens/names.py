@@ -73,6 +73,21 @@ def gramian_name(layer: int, quantity: str, gramian: str = "abs") -> str:
     return f"L{layer}.{quantity}.{gramian}"
 
 
+def difference_name(layer: int, quantity: str, gramian: str = "abs") -> str:
+    """The name of G' - G in a probe's explorer: the probed tune's Gramian less the
+    original's (``L2.h.abs.diff``). Not a matrix of the analysis: the page computes it."""
+    return f"{gramian_name(layer, quantity, gramian)}.diff"
+
+
+def array_name(layer: int, quantity: str) -> str:
+    """The name of one recorded (steps, units) array in the explorer (``L2.h``)."""
+    return f"L{layer}.{quantity}"
+
+
+ORIGINAL = "original:"
+"""The prefix of the original tune's arrays in a probe's explorer (``original:L2.h``)."""
+
+
 def parse_matrix_name(name: str) -> MatrixName:
     """The parts of a name that matrix_name made; a ValueError for anything else."""
     if name == ONEHOT:

@@ -17,9 +17,10 @@ from folkrnn_lens.tokens.format import END, START, Transcription, read_token_fil
 log = logging.getLogger(__name__)
 
 
-def _provenance(
+def capture_provenance(
     model: FolkRNN, model_path, mode: str, name: str, source_path=None, **generation
 ) -> Provenance:
+    """What the tables of a capture say produced them."""
     return Provenance(
         model_file=str(model_path),
         model_sha256=file_sha256(model_path),
@@ -54,7 +55,7 @@ def read_activations(
         capture = model.read([tunes[0].tokens])[0]
     except ValueError as error:
         raise ValueError(f"transcription {name!r} ({tokens_path}): {error}") from error
-    provenance = _provenance(model, model_path, "read", name, source_path)
+    provenance = capture_provenance(model, model_path, "read", name, source_path)
     write_capture(capture, provenance, steps_path, activations_path, layers, quantities)
     log.info("%s: read %d steps", name, len(capture.input_tokens))
 
@@ -78,7 +79,7 @@ def generate_activations(
     model = load_model_on(model_path, device, threads)
     prime = list(prime)
     capture = model.generate([seed], temperature, prime, max_length)[0]
-    provenance = _provenance(
+    provenance = capture_provenance(
         model, model_path, "generate", name, seed=seed, temperature=temperature, prime=prime
     )
     write_capture(capture, provenance, steps_path, activations_path, layers, quantities)

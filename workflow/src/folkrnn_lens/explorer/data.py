@@ -21,7 +21,14 @@ matrix.
   ``quantity_b``, ``description`` and its band ``counts`` from ``summary.parquet``;
 - ``animations`` (name, title, frames of matrix names), ``bands``, ``colours``;
 - ``score``: whether ``score.js`` exists, and ``score_bars``: ``[bar, x, y]`` of each
-  bar number abcm2ps drew, to mark a bar on the score.
+  bar number abcm2ps drew, to mark a bar on the score;
+- a probe's page only: ``reference`` (``of``, the original transcription;
+  ``description``, the change; ``changed``, the steps whose input differs;
+  ``gramian``), the original's arrays (``"original:L2.h"``) and one matrix of kind
+  ``difference`` per layer and quantity (``L2.h.abs.diff``: G' - G, with ``gramian``,
+  the probed tune's Gramian it starts from, and ``comparison``, the numbers of
+  ``probe.parquet``: ``relative_frobenius``, ``max_abs_difference`` (the colour
+  scale), ``cka`` and ``pearson``).
 
 ``explorer/data/<array>.js``: ``FOLKRNN_EXPLORER.array(name, rows, cols, base64)``,
 the array's float32 values, little-endian, row by row (one row per step).
@@ -33,6 +40,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +50,7 @@ from folkrnn_lens.activations.tables import load_activations, load_steps, read_p
 from folkrnn_lens.figures.score import bar_number_positions
 from folkrnn_lens.figures.style import Style
 from folkrnn_lens.matrices.plan import Plan
-from folkrnn_lens.names import QUANTITIES
+from folkrnn_lens.names import ORIGINAL, QUANTITIES, array_name, difference_name, gramian_name
 from folkrnn_lens.tokens.format import is_bar
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,19 @@ TOP_PREDICTIONS = 5
 
 class ExplorerError(ValueError):
     """Input the explorer cannot show; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a probe's page sets the probed tune against: the original tune's arrays,
+    read in the same batch, from which the page computes G' - G."""
+
+    of: str  # the original transcription
+    description: str  # the probe's change, in words
+    activations_path: Path
+    gramian: str  # "abs" or "signed": the Gramians set against each other
+    changed: list[int]  # the steps whose input token differs
+    comparisons: dict[str, dict]  # per array name ("L2.h"): probe.parquet's numbers
 
 
 def array_script(name: str, values: np.ndarray) -> str:
@@ -101,20 +122,24 @@ def write_explorer_data(
     name: str,
     steps_path: str | Path,
     activations_path: str | Path,
-    summary_path: str | Path,
-    npz_path: str | Path,
+    summary_path: str | Path | None,
+    npz_path: str | Path | None,
     plan: Plan,
     style: Style,
     out_dir: str | Path,
     score_path: str | Path | None = None,
     window: tuple[int, int] | None = None,
+    reference: Reference | None = None,
 ) -> dict:
-    """The explorer's data files of one transcription in ``out_dir``; returns the meta."""
+    """The explorer's data files of one transcription in ``out_dir``; returns the meta.
+    Without ``npz_path`` nothing is checked against matrices.npz, and without
+    ``summary_path`` the page shows no band counts (a probe's tune has neither)."""
     tokens, bars, softmax = load_steps(steps_path, True, window)
     n_steps = len(tokens)
     if n_steps < 2:
         raise ExplorerError(f"{steps_path}: {name} has {n_steps} step; the explorer needs two to pair")
-    check_matrices(npz_path, plan, n_steps)
+    if npz_path is not None:
+        check_matrices(npz_path, plan, n_steps)
     steps = pd.read_parquet(steps_path, columns=["step", "output_token", "surprisal_nats", "entropy_nats"])
     if window is not None:
         steps = steps.iloc[window[0] : window[1]]
@@ -127,10 +152,12 @@ def write_explorer_data(
     (out_dir / "data" / "softmax.js").write_text(array_script("softmax", softmax), encoding="ascii")
     units = {}
     for (layer, quantity), values in load_activations(activations_path, set(pairs), window).items():
-        key = f"L{layer}.{quantity}"
+        key = array_name(layer, quantity)
         arrays[key] = f"data/{key}.js"
         units[str(layer)] = int(values.shape[1])  # JSON keys are strings
         (out_dir / arrays[key]).write_text(array_script(key, values), encoding="ascii")
+    if reference is not None:
+        arrays |= write_original_arrays(reference, pairs, n_steps, out_dir)
 
     score_bars = []
     if score_path is not None and Path(score_path).is_file():
@@ -138,7 +165,7 @@ def write_explorer_data(
         score_bars = [list(position) for position in bar_number_positions(svg)]
         (out_dir / "score.js").write_text(f"FOLKRNN_EXPLORER.score({json.dumps(svg)});\n", encoding="utf-8")
 
-    counts = band_counts(summary_path)
+    counts = band_counts(summary_path) if summary_path is not None else {}
     meta = {
         "name": name,
         "n_steps": n_steps,
@@ -179,6 +206,58 @@ def write_explorer_data(
         "score": bool(score_bars) or (out_dir / "score.js").is_file(),
         "score_bars": score_bars,
     }
+    if reference is not None:
+        add_differences(meta, reference, pairs)
     (out_dir / "meta.js").write_text(f"FOLKRNN_EXPLORER.meta({json.dumps(meta)});\n", encoding="utf-8")
     log.info("%s: explorer data of %d steps, %d arrays in %s", name, n_steps, len(arrays), out_dir)
     return meta
+
+
+def write_original_arrays(reference: Reference, pairs, n_steps: int, out_dir: Path) -> dict[str, str]:
+    """The original tune's arrays beside the probed tune's; their files by name."""
+    files = {}
+    for (layer, quantity), values in load_activations(reference.activations_path, set(pairs)).items():
+        if len(values) != n_steps:
+            raise ExplorerError(
+                f"{reference.activations_path}: the original {reference.of!r} has {len(values)} steps, "
+                f"the probed tune {n_steps}: G' - G needs the same steps"
+            )
+        key = ORIGINAL + array_name(layer, quantity)
+        files[key] = f"data/original.{array_name(layer, quantity)}.js"
+        (out_dir / files[key]).write_text(array_script(key, values), encoding="ascii")
+    return files
+
+
+def add_differences(meta: dict, reference: Reference, pairs) -> None:
+    """A probe's page: the reference, G' - G of each layer and quantity, and their
+    animation through the layers."""
+    label = {"abs": "|cos|", "signed": "signed"}[reference.gramian]
+    differences = [
+        {
+            "name": difference_name(layer, quantity, reference.gramian),
+            "kind": "difference",
+            "layer": layer,
+            "quantity": quantity,
+            "quantity_b": None,
+            "gramian": gramian_name(layer, quantity, reference.gramian),
+            "description": f"G' - G: the probed tune's {label} Gramian of {quantity} less the original's, "
+            f"layer {layer} (red: more alike in the probe, blue: less)",
+            "counts": None,
+            "comparison": reference.comparisons[array_name(layer, quantity)],
+        }
+        for layer, quantity in pairs
+    ]
+    meta["matrices"] = differences + meta["matrices"]
+    meta["reference"] = {
+        "of": reference.of,
+        "description": reference.description,
+        "changed": reference.changed,
+        "gramian": reference.gramian,
+    }
+    animations = []
+    for quantity in dict.fromkeys(q for _, q in pairs):
+        frames = [[d["name"]] for d in differences if d["quantity"] == quantity]
+        if len(frames) >= 2:
+            title = f"G' - G of {quantity} through the layers"
+            animations.append({"name": f"{quantity}.diff", "title": title, "frames": frames})
+    meta["animations"] = animations + meta["animations"]

@@ -144,7 +144,11 @@ def build_index(
         parts.append("<h2>Invariance probes</h2><div class='cards'>")
         for probe in probes:
             folder = results / "probes" / probe
-            links = [(folder / "probe.parquet", "table"), (folder / "tokens.txt", "tokens")]
+            links = [
+                (folder / "explorer.html", "explorer (G' − G)"),
+                (folder / "probe.parquet", "table"),
+                (folder / "tokens.txt", "tokens"),
+            ]
             parts.append(_card(page, probe, folder / "difference.png", links))
         parts.append("</div>")
     for analysis, shown in corpus_analyses.items():

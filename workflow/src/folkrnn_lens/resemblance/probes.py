@@ -21,6 +21,11 @@ the probe (the kind of ``resemblance.gramian``):
 - ``cka`` linear CKA(G, G') and ``pearson`` of their off-diagonal entries;
 - per step, ``distance`` ||q'_t - q_t|| (L2 over the units): how far the change
   propagates forwards in time and up the layers.
+
+Both reads are also kept as the usual steps and activations tables (the probe's
+quantities, every layer) in ``original/`` and ``probed/``: the probe's explorer
+computes G' - G from them, and pairs of steps before the change are exactly 0 there
+because both come from the one batch.
 """
 
 from __future__ import annotations
@@ -177,6 +182,7 @@ class ProbeResult:
     differences: dict[tuple[int, str], np.ndarray]  # G' - G, float32
     tokens: list[str]  # the probed tune's input tokens, <s> first
     changed: list[int]
+    reads: tuple = ()  # the captures (original, probed), read in one batch
 
 
 def compare_captures(probe: Probe, original, probed, gramian: str) -> ProbeResult:
@@ -222,7 +228,12 @@ def compare_captures(probe: Probe, original, probed, gramian: str) -> ProbeResul
             )
     table = pa.Table.from_pylist(rows, schema=PROBE_SCHEMA).to_pandas()
     return ProbeResult(
-        table, pd.concat(step_frames, ignore_index=True), differences, probed.input_tokens, changed
+        table,
+        pd.concat(step_frames, ignore_index=True),
+        differences,
+        probed.input_tokens,
+        changed,
+        (original, probed),
     )
 
 
@@ -267,6 +278,26 @@ def run_probe(model, tokens: list[str], probe: Probe, gramian: str) -> ProbeResu
     return compare_captures(probe, original_capture, probed_capture, gramian)
 
 
+READS = ("original", "probed")
+"""The probe's two reads, each a folder of steps.parquet and activations.parquet."""
+
+
+def write_reads(
+    result: ProbeResult, probe: Probe, model, model_path: str | Path, out_dir: str | Path
+) -> None:
+    """Both reads as steps and activations tables (the probe's quantities only)."""
+    from folkrnn_lens.activations.record import capture_provenance
+    from folkrnn_lens.activations.tables import write_capture
+
+    for label, capture in zip(READS, result.reads):
+        folder = Path(out_dir) / label
+        provenance = capture_provenance(model, model_path, "read", f"{probe.name}: {label}")
+        quantities = list(probe.quantities)
+        write_capture(
+            capture, provenance, folder / "steps.parquet", folder / "activations.parquet", None, quantities
+        )
+
+
 def read_probe_metadata(path: str | Path) -> dict:
     return json.loads((pq.read_schema(path).metadata or {})[METADATA_KEY])
 
@@ -285,9 +316,10 @@ def probe_tune(
     dpi: int,
     device: str = "cpu",
     threads: int = 1,
+    reads_dir: str | Path | None = None,
 ) -> ProbeResult:
-    """The rule ``probe``: the probed tune, its tables and its difference figure
-    (``colours``: config's ``analysis.colours``)."""
+    """The rule ``probe_tune``: the probed tune, its tables and its difference figure
+    (``colours``: config's ``analysis.colours``), and both reads in ``reads_dir``."""
 
     from folkrnn_lens.model.checkpoint import load_model_on
     from folkrnn_lens.resemblance.figures import draw_probe
@@ -306,6 +338,8 @@ def probe_tune(
     write_parquet(result.table, out_table, facts, PROBE_SCHEMA)
     write_parquet(result.steps, out_steps, facts)
     draw_probe(result, probe, out_figure, colours, dpi=dpi)
+    if reads_dir is not None:
+        write_reads(result, probe, model, model_path, reads_dir)
     log.info(
         "probe %s (%s): steps %s changed; %s",
         name,

@@ -122,7 +122,8 @@
     return arrayPromises.get(name);
   }
 
-  const arrayKey = (layer, quantity) => `L${layer}.${quantity}`;
+  const arrayKey = (layer, quantity) => `L${layer}.${quantity}`; // names.py array_name
+  const ORIGINAL = "original:"; // a probe's page: the original tune's arrays (names.py)
 
   // ---- 2. matrices ---------------------------------------------------------------
 
@@ -149,29 +150,28 @@
     return unitRowCache.get(name);
   }
 
-  /** cos(a_s, b_t) for all s, t, clipped to [-1, 1]; symmetric: the upper half mirrored. */
+  /** cos(a_s, b_t) for all s, t, clipped to [-1, 1]; symmetric: the upper half mirrored.
+   * Two rows by two columns at a time: each value loaded serves two products, which
+   * roughly halves the time of a long tune's matrix (the loads, not the sums, bound it). */
   function cosines(a, b, symmetric) {
-    const n = a.rows, m = new Float32Array(n * n);
-    for (let s = 0; s < n; s++) {
-      for (let t = symmetric ? s : 0; t < n; t++) {
-        m[s * n + t] = clamp(dot(a.u, s * a.cols, b.u, t * a.cols, a.cols), -1, 1);
-        if (symmetric) m[t * n + s] = m[s * n + t];
+    const n = a.rows, k = a.cols, x = a.u, y = b.u, m = new Float32Array(n * n);
+    const put = (s, t, v) => {
+      m[s * n + t] = clamp(v, -1, 1);
+      if (symmetric) m[t * n + s] = m[s * n + t];
+    };
+    for (let s = 0; s < n; s += 2) {
+      const s1 = Math.min(s + 1, n - 1), i0 = s * k, i1 = s1 * k;
+      for (let t = symmetric ? s : 0; t < n; t += 2) {
+        const t1 = Math.min(t + 1, n - 1), j0 = t * k, j1 = t1 * k;
+        let d00 = 0, d01 = 0, d10 = 0, d11 = 0;
+        for (let q = 0; q < k; q++) {
+          const x0 = x[i0 + q], x1 = x[i1 + q], y0 = y[j0 + q], y1 = y[j1 + q];
+          d00 += x0 * y0; d01 += x0 * y1; d10 += x1 * y0; d11 += x1 * y1;
+        }
+        put(s, t, d00); put(s, t1, d01); put(s1, t, d10); put(s1, t1, d11);
       }
     }
     return m;
-  }
-
-  /** The dot product of x[i..i+k) and y[j..j+k), in four running sums (faster). */
-  function dot(x, i, y, j, k) {
-    let d0 = 0, d1 = 0, d2 = 0, d3 = 0, q = 0;
-    for (; q + 3 < k; q += 4) {
-      d0 += x[i + q] * y[j + q];
-      d1 += x[i + q + 1] * y[j + q + 1];
-      d2 += x[i + q + 2] * y[j + q + 2];
-      d3 += x[i + q + 3] * y[j + q + 3];
-    }
-    for (; q < k; q++) d0 += x[i + q] * y[j + q];
-    return d0 + d1 + (d2 + d3);
   }
 
   /** X^T X of the one-hot inputs: 1 where two steps read the same token. */
@@ -215,6 +215,14 @@
         const b = await unitRows(arrayKey(spec.layer, spec.quantity_b));
         return cosines(a, b, false);
       }
+      case "difference": {
+        // a probe's G' - G: its own Gramian less the original's, both from one batch
+        const probed = await getMatrix(spec.gramian);
+        const u = await unitRows(ORIGINAL + arrayKey(spec.layer, spec.quantity));
+        const original = cosines(u, u, true);
+        const magnitude = data.meta.reference.gramian === "abs";
+        return probed.map((v, i) => v - (magnitude ? Math.abs(original[i]) : original[i]));
+      }
       default:
         throw new Error(`unknown kind of matrix ${spec.kind}`);
     }
@@ -252,6 +260,7 @@
 
   /** The band of one value, in words, as figures/style.py colours it. */
   function bandName(kind, v) {
+    if (kind === "difference") return v > 0 ? "more alike in the probe" : v < 0 ? "less alike in the probe" : "unchanged";
     const [low, high] = thresholds(kind);
     if (kind === "distance") return v <= low ? "close (similar)" : v >= high ? "disjoint (dissimilar)" : "between (grey)";
     if (kind === "onehot") return Math.abs(v) >= high ? "the same token" : "different tokens";
@@ -260,10 +269,12 @@
     return v >= high ? "same direction (similar)" : v <= -high ? "opposite" : "between (grey)";
   }
 
-  /** A function value -> packed RGB (0xRRGGBB) of a kind: figures/style.py _band_colours. */
-  function colourOf(kind) {
-    const [low, high] = thresholds(kind);
+  /** A function value -> packed RGB (0xRRGGBB) of a kind: figures/style.py _band_colours;
+   * a probe's G' - G diverges about 0 up to a scale, as the probe's figure does. */
+  function colourOf(kind, scale) {
     const pack = ([r, g, b]) => (r << 16) | (g << 8) | b;
+    if (kind === "difference") return (v) => pack(diverging(v, 0, scale));
+    const [low, high] = thresholds(kind);
     const similar = pack(palette.similar), dissimilar = pack(palette.dissimilar), opposite = pack(palette.opposite);
     const grey = (darkness) => {
       const g = Math.round((GREY_LIGHT - clamp(darkness, 0, 1) * (GREY_LIGHT - GREY_DARK)) * 255);
@@ -282,12 +293,12 @@
   }
 
   /** An n x n canvas of a matrix, one pixel per cell: pixel (column s, row t) = m[s, t]. */
-  function matrixImage(m, n, kind) {
+  function matrixImage(m, n, kind, scale) {
     const canvas = document.createElement("canvas");
     canvas.width = canvas.height = n;
     const ctx = canvas.getContext("2d");
     const image = ctx.createImageData(n, n);
-    const px = image.data, colour = colourOf(kind);
+    const px = image.data, colour = colourOf(kind, scale);
     for (let t = 0; t < n; t++) {
       for (let s = 0; s < n; s++) {
         const c = colour(m[s * n + t]), k = (t * n + s) * 4;
@@ -304,6 +315,9 @@
     const blue = [33, 102, 172], red = [178, 24, 43], end = x < 0 ? blue : red, f = Math.abs(x);
     return end.map((c) => Math.round(255 + (c - 255) * f));
   }
+
+  /** The colour scale of a probe's G' - G: max |G' - G| from probe.parquet. */
+  const differenceScale = (spec) => (spec && spec.comparison ? spec.comparison.max_abs_difference : undefined);
 
   // ---- 4. matrix panels ----------------------------------------------------------
 
@@ -352,7 +366,7 @@
       this.kind = kind;
       this.m = m;
       this.error = null;
-      this.image = matrixImage(m, data.meta.n_steps, kind);
+      this.image = matrixImage(m, data.meta.n_steps, kind, differenceScale(specOf(name)));
     }
 
     setError(name, text) {
@@ -459,14 +473,21 @@
       // tokens: every k-th where the cells are narrower than a label
       const cell = side / (v.c1 - v.c0), stride = Math.max(1, Math.ceil(8 / cell));
       const size = clamp(cell * 0.9, 6, 10);
-      ctx.font = `${size}px monospace`;
+      // a probe's changed inputs in bold, in the similar colour, as its figure marks them
+      const changed = new Set(meta.reference ? meta.reference.changed : []);
+      const style = (k) => {
+        ctx.font = `${changed.has(k) ? "bold " : ""}${size}px monospace`;
+        ctx.fillStyle = changed.has(k) ? meta.colours.similar : "#555";
+      };
       ctx.textAlign = "right";
       for (let t = v.r0; t < v.r1; t++) {
-        if ((t - v.r0) % stride) continue;
+        if ((t - v.r0) % stride && !changed.has(t)) continue;
+        style(t);
         ctx.fillText(clip(meta.tokens[t], 6), MARGIN.left - 3, (this.y(t) + this.y(t + 1)) / 2);
       }
       for (let s = v.c0; s < v.c1; s++) {
-        if ((s - v.c0) % stride) continue;
+        if ((s - v.c0) % stride && !changed.has(s)) continue;
+        style(s);
         ctx.save();
         ctx.translate((this.x(s) + this.x(s + 1)) / 2, MARGIN.top + side + 3);
         ctx.rotate(-Math.PI / 2);
@@ -631,13 +652,15 @@
     panelA = new MatrixPanel(document.querySelector("#panel-a .stack"), side, handlers(false));
     panelB = new MatrixPanel(document.querySelector("#panel-b .stack"), side, handlers(true));
 
-    // the menu, grouped: tokens and softmax first, then each layer
+    // the menu, grouped: a probe's G' - G first, tokens and softmax, then each layer
     const menu = $("matrix-menu");
+    const groupOf = (spec) => (spec.kind === "difference" ? "G' − G, probe against original"
+      : spec.layer === null ? "inputs and outputs" : `layer ${spec.layer}`);
     let group = undefined;
     for (const spec of meta.matrices) {
-      if (spec.layer !== group) {
-        group = spec.layer;
-        menu.append(el("div", { className: "group", textContent: group === null ? "inputs and outputs" : `layer ${group}` }));
+      if (groupOf(spec) !== group) {
+        group = groupOf(spec);
+        menu.append(el("div", { className: "group", textContent: group }));
       }
       const item = el("div", { className: "item", title: spec.description, "data-name": spec.name },
         spec.name, el("span", { className: "kind", textContent: spec.kind }));
@@ -654,6 +677,11 @@
   /** The default left matrix: layer 2's h (or the first Gramian); the right: X^T X. */
   function defaultMatrices() {
     const names = data.meta.matrices.map((m) => m.name);
+    const differences = data.meta.matrices.filter((m) => m.kind === "difference");
+    if (differences.length) { // a probe's page: G' - G of layer 2 (or the first) beside G'
+      const first = differences.find((m) => m.layer === 2 && m.quantity === "h") || differences[0];
+      return [first.name, first.gramian];
+    }
     const gramian = names.includes("L2.h.abs") ? "L2.h.abs"
       : (data.meta.matrices.find((m) => m.kind === "magnitude") || data.meta.matrices[0]).name;
     const second = names.includes("onehot") ? "onehot" : names[0];
@@ -683,7 +711,7 @@
     const spec = specOf(name);
     $("caption-a").textContent = `${name} — ${spec.kind}`;
     $("matrix-description").textContent = spec.description || "";
-    showLegend(spec.kind);
+    showLegend(spec.kind, differenceScale(spec));
     showCounts(spec);
     drawPanels();
     showReadout();
@@ -716,9 +744,17 @@
     if (keys[event.key]) { keys[event.key](); event.preventDefault(); }
   }
 
-  function showLegend(kind) {
-    const [low, high] = thresholds(kind), c = data.meta.colours;
+  function showLegend(kind, scale) {
+    const c = data.meta.colours;
     const swatch = (colour) => el("span", { className: "swatch", style: `background:${colour}` });
+    if (kind === "difference") {
+      const rgb = (v) => `rgb(${diverging(v, 0, scale).join(",")})`;
+      const bar = `linear-gradient(90deg,${rgb(-scale)},${rgb(0)},${rgb(scale)})`;
+      $("legend").replaceChildren(el("div", {}, swatch(bar),
+        `G' − G from −${scale.toPrecision(3)} (blue: less alike in the probe) through 0 (white) to +${scale.toPrecision(3)} (red: more alike)`));
+      return;
+    }
+    const [low, high] = thresholds(kind);
     const rows = {
       onehot: [[c.dissimilar, "0: different tokens"], [c.similar, "1: the same token"]],
       distance: [[c.similar, `≤ ${low}: close (nearly the same distribution)`], ["linear-gradient(90deg,#1f1f1f,#f0f0f0)", "grey: darker = closer"], [c.dissimilar, `≥ ${high}: disjoint`]],
@@ -732,8 +768,16 @@
   /** The band counts of summary.parquet, as meta.js carries them. */
   function showCounts(spec) {
     const counts = spec.counts, table = $("counts");
+    const row = (title, key, value) => el("tr", {}, el("th", { textContent: title }), el("td", { className: "num", "data-key": key, textContent: String(value) }));
+    $("counts-title").textContent = spec.comparison ? "The probe against the original (probe.parquet)" : "Band counts (summary.parquet)";
+    if (spec.comparison) { // a probe's G' - G: the numbers of probe.parquet
+      const titles = { relative_frobenius: "‖G' − G‖F / ‖G‖F", max_abs_difference: "max |G' − G|", cka: "linear CKA(G, G')", pearson: "Pearson r, off-diagonal" };
+      table.replaceChildren(...Object.entries(titles).map(([key, title]) => row(title, key, Number(spec.comparison[key]).toPrecision(4))));
+      return;
+    }
     if (!counts) {
-      table.replaceChildren(el("tr", {}, el("td", { textContent: `summary.parquet has no row for ${spec.name}` })));
+      const why = data.meta.reference ? "a probed tune has no summary.parquet: no band counts" : `summary.parquet has no row for ${spec.name}`;
+      table.replaceChildren(el("tr", {}, el("td", { textContent: why })));
       return;
     }
     const names = {
@@ -742,7 +786,7 @@
       n_opposite: `opposite (v ≤ ${-counts.high_threshold})`, low_threshold: "low threshold", high_threshold: "high threshold",
     };
     table.replaceChildren(...Object.keys(names).filter((key) => counts[key] !== null && counts[key] !== undefined)
-      .map((key) => el("tr", {}, el("th", { textContent: names[key] }), el("td", { className: "num", "data-key": key, textContent: String(counts[key]) }))));
+      .map((key) => row(names[key], key, counts[key])));
   }
 
   /** The readout of the cell under the pointer: both steps, the value and its band, one
@@ -785,7 +829,7 @@
       return;
     }
     meta.animations.forEach((a, i) => choice.append(el("option", { value: String(i), textContent: a.title || a.name })));
-    const preferred = meta.animations.findIndex((a) => a.name === "h.abs");
+    const preferred = ["h.diff", "h.abs"].map((name) => meta.animations.findIndex((a) => a.name === name)).find((i) => i >= 0) ?? 0;
     choice.value = String(Math.max(0, preferred));
     choice.addEventListener("change", () => showAnimation(Number(choice.value)));
     $("motion-play").addEventListener("click", () => (motionTimer ? pauseMotion() : playMotion()));
@@ -1369,7 +1413,9 @@
     palette = Object.fromEntries(Object.entries(meta.colours).map(([k, v]) => [k, parseColour(v)]));
     palette.bar_lines = meta.colours.bar_lines;
     $("subtitle").textContent = `${meta.name}: ${meta.n_steps} steps` + (meta.window ? ` (steps ${meta.window[0]}–${meta.window[1] - 1})` : "") +
-      `, ${meta.matrices.length} matrices, layers ${meta.layers.join(", ")}`;
+      `, ${meta.matrices.length} matrices, layers ${meta.layers.join(", ")}` + (meta.reference
+      ? `; probe: ${meta.reference.description}, input changed at step${meta.reference.changed.length === 1 ? "" : "s"} ${meta.reference.changed.join(", ") || "none"}; G' − G against ${meta.reference.of}`
+      : "");
     buildStepView();
     if (!meta.matrices.length) {
       showMessage(`Missing data: ${FOLDER}/meta.js lists no matrices; there is nothing for the matrix view to show.`);
