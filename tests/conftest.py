@@ -70,3 +70,12 @@ def make_probe(folder: Path, model: FolkRNN, tokens: list[str], spec: dict, gram
         Style.from_config({}), folder / "explorer.html", folder / "explorer",
     )  # fmt: skip
     return result
+
+
+def write_explorer_files(folder: Path, plan, out: Path, **kwargs) -> dict:
+    """The explorer's data of the transcription "tiny" whose tables are in ``folder``."""
+    from folkrnn_lens.explorer.data import write_explorer_data
+    from folkrnn_lens.figures.style import Style
+
+    tables = [folder / f for f in ("steps.parquet", "activations.parquet", "summary.parquet", "matrices.npz")]
+    return write_explorer_data("tiny", *tables, plan, Style.from_config({}), out, **kwargs)

@@ -4,9 +4,11 @@ the page reads, their refusals, and the front page."""
 import base64
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from folkrnn_lens.activations.tables import Provenance, write_capture
@@ -19,7 +21,7 @@ from folkrnn_lens.figures.style import Style
 from folkrnn_lens.matrices.compute import compute_matrices
 from folkrnn_lens.matrices.plan import plan_analysis
 
-from .conftest import make_probe, small_model
+from .conftest import make_probe, small_model, write_explorer_files
 
 # ---- select and match ------------------------------------------------------------------
 
@@ -90,23 +92,9 @@ def analysed(tmp_path_factory):
     return folder, plan, capture
 
 
-def write_data(folder, plan, out, **kwargs):
-    return write_explorer_data(
-        "tiny",
-        folder / "steps.parquet",
-        folder / "activations.parquet",
-        folder / "summary.parquet",
-        folder / "matrices.npz",
-        plan,
-        Style.from_config({}),
-        out,
-        **kwargs,
-    )
-
-
 def test_the_meta_and_arrays_are_the_tables_values(analysed, tmp_path):
     folder, plan, capture = analysed
-    meta = write_data(folder, plan, tmp_path / "explorer")
+    meta = write_explorer_files(folder, plan, tmp_path / "explorer")
     steps = pd.read_parquet(folder / "steps.parquet")
     assert meta["tokens"] == steps["input_token"].tolist()
     assert meta["bars"] == steps["bar"].tolist()
@@ -142,7 +130,16 @@ def test_a_matrix_missing_from_the_npz_is_named(analysed, tmp_path):
     folder, _, _ = analysed
     more = plan_analysis({"quantities": ["i", "o", "h", "c"], "cross_pairs": [["i", "o"]]})
     with pytest.raises(ExplorerError, match=r"matrices.npz: no matrix 'L1.c.abs'"):
-        write_data(folder, more, tmp_path / "explorer")
+        write_explorer_files(folder, more, tmp_path / "explorer")
+
+
+def test_a_tune_of_one_step_is_refused(analysed, tmp_path):
+    folder, plan, _ = analysed
+    for name in ("activations.parquet", "summary.parquet", "matrices.npz"):
+        shutil.copy(folder / name, tmp_path / name)
+    pq.write_table(pq.read_table(folder / "steps.parquet").slice(0, 1), tmp_path / "steps.parquet")
+    with pytest.raises(ExplorerError, match=r"steps.parquet: tiny has 1 step; the explorer needs two"):
+        write_explorer_files(tmp_path, plan, tmp_path / "explorer")
 
 
 # ---- the front page ---------------------------------------------------------------------

@@ -13,7 +13,6 @@ import torch
 
 from folkrnn_lens.activations.record import read_activations
 from folkrnn_lens.activations.tables import Provenance, load_activations, write_capture
-from folkrnn_lens.explorer.data import write_explorer_data
 from folkrnn_lens.explorer.index import build_index
 from folkrnn_lens.explorer.page import explorer_html, write_explorer_page
 from folkrnn_lens.explorer.units import match_ranges, select_units
@@ -25,7 +24,7 @@ from folkrnn_lens.model.folkrnn import FolkRNN, FolkRNNConfig
 from folkrnn_lens.tokens.corpus import load_transcription
 from folkrnn_lens.tokens.format import write_token_file
 
-from .conftest import ROOT, excerpt_vocab, make_probe
+from .conftest import ROOT, excerpt_vocab, make_probe, write_explorer_files
 
 CHROMIUM = Path("/usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
@@ -49,17 +48,7 @@ def tiny_model() -> FolkRNN:
 
 
 def write_data(folder: Path, plan, out: Path, score: Path | None) -> dict:
-    return write_explorer_data(
-        "tiny",
-        folder / "steps.parquet",
-        folder / "activations.parquet",
-        folder / "summary.parquet",
-        folder / "matrices.npz",
-        plan,
-        Style.from_config({}),
-        out,
-        score,
-    )
+    return write_explorer_files(folder, plan, out, score_path=score)
 
 
 @pytest.fixture(scope="module")
@@ -358,12 +347,16 @@ def test_play_paces_frames_as_the_animations_config_says(browser, site, tmp_path
     (tmp_path / "explorer" / "meta.js").write_text(f"FOLKRNN_EXPLORER.meta({json.dumps(meta)});\n")
     write_explorer_page(tmp_path / "explorer.html")
     page = open_page(browser, tmp_path / "explorer.html")
+    shown = page.evaluate("FOLKRNN_EXPLORER.state.animation")
+    compute = "(names) => Promise.all(names.map((n) => FOLKRNN_EXPLORER.matrixValue(n, 0, 1)))"
+    for frame in next(a for a in meta["animations"] if a["name"] == shown)["frames"]:  # computed first
+        page.evaluate(compute, frame)
     dwells = page.evaluate(DWELLS, 4)
     page.close()
     assert [frame for frame, _ in dwells] == [0, 1, 2, 0]  # layers 1 -> 2 -> 3, and round again
     first, second, last, _ = (ms for _, ms in dwells)
     # frame changes are seen by polling every 5 ms: a dwell reads up to a poll short
-    assert 80 <= first < 450 and 80 <= second < 450  # frame_seconds, not the GIFs' default 1 s
+    assert 80 <= first < 800 and 80 <= second < 800  # frame_seconds, not the GIFs' default 1 s
     assert last >= 580  # frame_seconds + pause_seconds on the last layer
 
 

@@ -191,7 +191,13 @@ def test_default_config_runs_on_a_fresh_clone(tmp_path):
         source = ROOT / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, clone / item)
     run_snakemake(clone, "-j", "2")
-    for name in yaml.safe_load((ROOT / "config.yaml").read_text())["transcriptions"]:
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    index = (clone / "results" / "index.html").read_text()
+    for name in config["transcriptions"]:
         steps = pd.read_parquet(clone / "results" / "transcriptions" / name / "steps.parquet")
         assert len(steps) > 1
         assert np.isfinite(np.stack(steps["softmax"].to_numpy())).all()
+        assert f'href="transcriptions/{name}/explorer.html"' in index
+    for probe in config["probes"]:
+        assert (clone / "results" / "probes" / probe / "explorer" / "meta.js").stat().st_size > 0
+        assert f'href="probes/{probe}/explorer.html"' in index

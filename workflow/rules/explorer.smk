@@ -47,6 +47,7 @@ rule build_probe_explorer:
         probe=name_pattern(list(config["probes"])),
     conda:
         ENV
+    # measured: 0.7 s and 165 MB for a 165-step tune and h (the default probe)
     resources:
         mem_mb=1000,
         runtime=5,
