@@ -31,7 +31,7 @@ from long_tune import long_tune  # noqa: E402
 from folkrnn_lens.cost import JobSizes, job_costs  # noqa: E402
 from folkrnn_lens.tokens.format import write_token_file  # noqa: E402
 
-STAGES = ("activations", "matrices", "figures", "resemblance", "explorer")
+STAGES = ("activations", "matrices", "figures", "resemblance", "explorer", "influence", "attribution")
 MODEL = ROOT / "resources" / "models" / "folkrnn_v2_music21.safetensors"
 
 # Each stage as a job runs it: its imports, then the library call.
@@ -62,6 +62,19 @@ PROGRAMS = {
         measure_resemblance("tune", DIR / "steps.parquet", DIR / "activations.parquet",
                             DIR / "resemblance.parquet", DIR / "saturation.parquet", DIR / "r.png",
                             DIR / "s.png", settings, list(QUANTITIES))
+    """,
+    "influence": """
+        from folkrnn_lens.interventions.transcription import measure_influence
+        measure_influence("tune", MODEL, DIR / "steps.parquet", DIR / "influence.npz",
+                          DIR / "influence.parquet", DIR / "influence.png",
+                          CONFIG["interventions"]["influence"], CONFIG["analysis"]["colours"], 100, threads=2)
+    """,
+    "attribution": """
+        from folkrnn_lens.interventions.transcription import attribute_logits
+        attribute_logits("tune", MODEL, DIR / "steps.parquet", DIR / "attribution.parquet",
+                         DIR / "attribution_summary.parquet", DIR / "attribution.png",
+                         CONFIG["interventions"]["attribution"]["top_units"],
+                         CONFIG["analysis"]["colours"], 100, threads=2)
     """,
     "explorer": """
         from folkrnn_lens.explorer.build import build_explorer

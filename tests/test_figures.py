@@ -303,7 +303,7 @@ def test_the_double_repeat_draws_a_bar_line_like_the_others():
     """'::' is a bar line (tokens.is_bar): the heatmaps and the probe figures draw it."""
     from matplotlib.figure import Figure
 
-    from folkrnn_lens.resemblance.figures import _bar_lines
+    from folkrnn_lens.figures.sheet import draw_bar_lines
 
     tokens = ["<s>", "M:4/4", "K:Cmaj", "A", "|", "B", "::", "c", ":|", "d"]
     expected = [4, 6, 8]
@@ -311,6 +311,6 @@ def test_the_double_repeat_draws_a_bar_line_like_the_others():
     vertical = [segment[0][0] for segment in canvas.lines[0].get_segments() if segment[0][0] == segment[1][0]]
     assert sorted(vertical) == expected
     ax = Figure().add_subplot()
-    _bar_lines(ax, tokens, len(tokens), STYLE.colours["bar_lines"])
+    draw_bar_lines(ax, tokens, len(tokens), STYLE.colours["bar_lines"])
     segments = ax.collections[0].get_segments()
     assert sorted(s[0][0] for s in segments if s[0][0] == s[1][0]) == expected

@@ -1,6 +1,7 @@
 """The Snakemake workflow end to end, run as a user runs it."""
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -52,6 +54,11 @@ def tiny_config(tmp: Path) -> dict:
     }
 
 
+def read_provenance_of(path: Path) -> dict:
+    """The interventions' provenance in a table's metadata."""
+    return json.loads(pq.read_schema(path).metadata[b"folkrnn_lens.interventions"])
+
+
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     command = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), *args]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -91,6 +98,11 @@ def test_small_config_runs_end_to_end(tmp_path):
     assert tunes["status"].tolist() == ["ok"]
     assert (workdir / "results" / "logs" / "activations" / "reel.log").exists()
     assert (workdir / "results" / "benchmarks" / "activations" / "reel.tsv").exists()
+    influence = pd.read_parquet(folder / "reel" / "interventions" / "influence.parquet")
+    n = len(steps)
+    assert len(influence) == n * (n + 1) // 2 and (influence["t"] >= influence["s"]).all()
+    facts = read_provenance_of(folder / "gen" / "interventions" / "attribution.parquet")
+    assert facts["transcription"] == "gen" and facts["attribution"] == {"top_units": 10}
 
 
 def test_results_are_the_same_bytes_with_one_or_two_jobs(tmp_path):

@@ -117,6 +117,36 @@ def resemblance_outputs(folder):
     return [f"{folder}/{f}" for f in files] + [f"{folder}/figures/{f}" for f in figures]
 
 
+# Interventions (interventions.smk): the transcriptions intervened on, and the files.
+INTERVENTIONS = config["interventions"]
+INTERVENED = INTERVENTIONS["transcriptions"] or list(config["transcriptions"])
+INTERVENTION_FOLDER = f"{ANALYSIS_FOLDER}/interventions"
+
+
+def intervention_outputs(name):
+    """The intervention files of one transcription (none where it is not intervened on)."""
+    if name not in INTERVENED:
+        return []
+    folder = transcription_dir(name)
+    outputs = []
+    if INTERVENTIONS["influence"]["enabled"]:
+        outputs += [f"{folder}/interventions/influence.{x}" for x in ("npz", "parquet")]
+        outputs.append(f"{folder}/figures/influence.png")
+    if INTERVENTIONS["attribution"]["enabled"]:
+        tables = ("attribution.parquet", "attribution_summary.parquet")
+        outputs += [f"{folder}/interventions/{table}" for table in tables]
+        outputs.append(f"{folder}/figures/attribution.png")
+    return outputs
+
+
+def ablation_corpus(wildcards):
+    """The corpus whose unigram mean input replaces an ablated one, if any."""
+    influence = INTERVENTIONS["influence"]
+    if influence["ablation"] == "mean" and influence["corpus"] is not None:
+        return [corpus_tokens(influence["corpus"])]
+    return []
+
+
 def probe_outputs():
     return [f"{RESULTS}/probes/{p}/{f}" for p in config["probes"] for f in PROBE_FILES]
 
@@ -300,6 +330,7 @@ def index_inputs():
             f"{folder}/activations.parquet",
             *analysis_outputs(folder),
             *resemblance_outputs(folder),
+            *intervention_outputs(name),
         ]
     outputs += probe_outputs()
     for corpus in config["corpora"]:

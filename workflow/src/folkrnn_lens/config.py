@@ -147,6 +147,12 @@ def check_references(config: dict) -> None:
     for pair in config.get("corpus_comparisons", []):
         for analysis in pair:
             check("corpus_comparisons", analysis, analyses, "corpus analyses")
+    interventions = config.get("interventions", {})
+    for name in interventions.get("transcriptions") or []:
+        check("interventions -> transcriptions", name, config["transcriptions"], "transcriptions")
+    influence = interventions.get("influence", {})
+    if influence.get("corpus") is not None:
+        check("interventions -> influence -> corpus", influence["corpus"], corpora, "corpora")
 
 
 # ---- what config and the model file show cannot run (checked before any job)
@@ -171,6 +177,19 @@ def check_feasible(config: dict) -> None:
         _check_prime(where, generate, model)
     for where, layers in _layer_lists(config):
         _check_layers(where, layers, model)
+    _check_ablation(config.get("interventions", {}).get("influence", {}), model)
+
+
+def _check_ablation(influence: dict, model: _ModelFacts) -> None:
+    """The replacement token of ``ablation: token``: given, and the model's."""
+    if influence.get("ablation") != "token":
+        return
+    where = "config error at interventions -> influence -> token"
+    token = influence.get("token")
+    if not token:
+        raise ConfigError(f"{where}: ablation: token needs the token that replaces each input")
+    if model.vocab is not None and token not in model.vocab:
+        raise ConfigError(f"{where}: {token!r} is not in the vocabulary of {model.label}")
 
 
 def _model_facts(model: dict) -> _ModelFacts:

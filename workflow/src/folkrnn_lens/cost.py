@@ -49,10 +49,13 @@ class JobSizes:
     bar_groups: int  # bar-permuted copies of b made per permutation and statistic
     circular: bool
     resemblance: bool  # the stage is enabled
+    influence: bool = False  # the tune's token influence is measured (interventions)
+    attribution: bool = False  # and its direct logit attribution
 
     @classmethod
-    def from_config(cls, config: dict, steps: int) -> JobSizes:
-        """The sizes of a tune of ``steps`` steps under a config whose defaults are filled."""
+    def from_config(cls, config: dict, steps: int, name: str | None = None) -> JobSizes:
+        """The sizes of a tune of ``steps`` steps under a config whose defaults are filled
+        (``name``: the transcription's, which decides whether it is intervened on)."""
         layers, quantities = config["record"]["layers"], config["record"]["quantities"]
         plan = plan_analysis(config["analysis"], layers, quantities)
         section = config["resemblance"]
@@ -71,7 +74,15 @@ class JobSizes:
             bar_groups=_bar_groups(comparisons, settings.bar_families, steps),
             circular=settings.circular_shifts,
             resemblance=section.get("enabled", True),
+            influence=intervened(config, name) and config["interventions"]["influence"]["enabled"],
+            attribution=intervened(config, name) and config["interventions"]["attribution"]["enabled"],
         )
+
+
+def intervened(config: dict, name: str | None) -> bool:
+    """Whether config's interventions cover transcription ``name`` (None: any)."""
+    chosen = config.get("interventions", {}).get("transcriptions")
+    return chosen is None or name is None or name in chosen
 
 
 def _bar_groups(comparisons: list, bar_families, steps: int) -> int:
@@ -119,6 +130,10 @@ def job_costs(sizes: JobSizes) -> dict[str, JobCost]:
     }
     if sizes.resemblance:
         costs["resemblance"] = _resemblance_cost(sizes, recorded_mb)
+    if sizes.influence:  # n re-reads, each from its step on: n^2 / 2 row-steps
+        costs["influence"] = JobCost(2.4 + 3.5e-5 * n * n, 420 + 0.05 * n + 460 * pairs_mb)
+    if sizes.attribution:
+        costs["attribution"] = JobCost(2.0 + 0.001 * n, 420 + 0.1 * n)
     return costs
 
 
@@ -153,7 +168,7 @@ def check_limits(name: str, config: dict, steps: int, where: str = "") -> dict[s
     """The costs of a transcription's jobs; an InfeasibleError naming the jobs over
     config's ``limits`` and, for each remedy, what it would cost."""
     limits = config["limits"]
-    costs = job_costs(JobSizes.from_config(config, steps))
+    costs = job_costs(JobSizes.from_config(config, steps, name))
     over = {stage: cost for stage, cost in costs.items() if not _fits(cost, limits)}
     if not over:
         return costs
@@ -163,7 +178,7 @@ def check_limits(name: str, config: dict, steps: int, where: str = "") -> dict[s
         f"{limits['runtime']} min / limits.mem_mb {limits['mem_mb']:,} MB. Settings that make it feasible:"
     ]
     for remedy, changed, changed_steps in _remedies(name, config, steps):
-        after = job_costs(JobSizes.from_config(changed, changed_steps))
+        after = job_costs(JobSizes.from_config(changed, changed_steps, name))
         fits = all(_fits(cost, limits) for cost in after.values())
         slowest = max(after.values(), key=lambda cost: cost.seconds)
         largest = max(after.values(), key=lambda cost: cost.mem_mb)
@@ -193,6 +208,10 @@ def _remedies(name: str, config: dict, steps: int):
         yield "resemblance: {statistics: [pearson], bar_permutations: 0}", changed, steps
     if resemblance.get("enabled", True):
         yield "resemblance: {enabled: false}", _with(config, "resemblance", enabled=False), steps
+    influence = config.get("interventions", {}).get("influence", {})
+    if influence.get("enabled", False):
+        changed = _with(config, "interventions", influence={**influence, "enabled": False})
+        yield "interventions: {influence: {enabled: false}}", changed, steps
     analysis = _with(config, "analysis", quantities=["h"], cross_pairs=[])
     yield "analysis: {quantities: [h], cross_pairs: []} (fewer matrices)", analysis, steps
     window = min(steps, 1000)

@@ -82,6 +82,9 @@ def transcription_card(page: Path, folder: Path, name: str) -> str:
         (folder / "steps.parquet", "steps"),
         (folder / "activations.parquet", "activations"),
         (folder / "resemblance.parquet", "resemblance"),
+        (folder / "figures" / "influence.png", "influence"),
+        (folder / "figures" / "attribution.png", "attribution"),
+        (folder / "interventions", "intervention tables"),
         (folder / "score.svg", "score"),
     ]
     candidates = (folder / "figures" / "L2.h.abs.png", folder / "figures" / "onehot.png")

@@ -253,11 +253,12 @@ class FolkRNN(nn.Module):
         return [_Prepacked(reorder(w.t().contiguous(), PACKED_BATCH)) for w in weights]
 
     def _pre_activations(
-        self, layer: int, state: torch.Tensor, token: torch.Tensor, weights: list, z: torch.Tensor
+        self, layer: int, state: torch.Tensor, x_rows: torch.Tensor, weights: list, z: torch.Tensor
     ) -> None:
         """z = b + [a, h] [W_x; W_h] of one layer. ``state`` is (B, L * H), every layer's
         h side by side, so layer l's input (layer l - 1's h) and its own previous h
-        are one strided slice; layer 1 adds the row of W_x its token picks (exact)."""
+        are one strided slice; layer 1 adds x_rows = a W_x, the row of W_x its token
+        picks (``input_rows``; exact), or another input's where an intervention says."""
         H = self.config.n_units
         inputs = state[:, :H] if layer == 0 else state[:, (layer - 1) * H : (layer + 1) * H]
         bias, W = self.b[layer].detach(), weights[layer]
@@ -266,7 +267,7 @@ class FolkRNN(nn.Module):
         else:
             torch.addmm(bias, inputs, W, out=z)
         if layer == 0:
-            z.add_(self.W_x[0][token])
+            z.add_(x_rows)
 
     def _initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """h as (B, L, H) (see _pre_activations) and c as (L, B, H)."""
@@ -279,9 +280,12 @@ class FolkRNN(nn.Module):
         shape = (slots, cfg.n_layers, len(QUANTITIES), batch, cfg.n_units)
         return torch.empty(shape, device=self.W_out.device)
 
-    def _gates(self, z: torch.Tensor, c: torch.Tensor, record: torch.Tensor) -> None:
+    def _gates(self, z: torch.Tensor, c: torch.Tensor, record: torch.Tensor, edit=None) -> None:
         """Every quantity from the pre-activations z (..., B, 4H) and the previous cell
-        state c (..., B, H), written into record (..., 7, B, H) in QUANTITIES order."""
+        state c (..., B, H), written into record (..., 7, B, H) in QUANTITIES order.
+        ``edit(stage, record)``, where given, may change the recorded values in place
+        once the gates are computed (stage "gates"), once c is ("c": h then follows
+        from the edited c) and once h is ("h"): what an intervention hooks onto."""
         H = self.config.n_units
         i, f, g_pre, g, o, c_new, h_new = record.unbind(-3)
         torch.sigmoid(z[..., :H], out=i)
@@ -289,8 +293,59 @@ class FolkRNN(nn.Module):
         g_pre.copy_(z[..., 2 * H : 3 * H])
         torch.tanh(g_pre, out=g)
         torch.sigmoid(z[..., 3 * H :], out=o)
+        if edit is not None:
+            edit("gates", record)
         torch.mul(f, c, out=c_new).addcmul_(i, g)
+        if edit is not None:
+            edit("c", record)
         torch.tanh(c_new, out=h_new).mul_(o)
+        if edit is not None:
+            edit("h", record)
+
+    # ---- the step function: generate and interventions ---------------------------------
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state before step 0 of ``batch`` tunes: h (B, L, H) and c (L, B, H)."""
+        return self._initial_state(batch)
+
+    def input_rows(self, idx: torch.Tensor) -> torch.Tensor:
+        """a W_x of layer 1 for token indices (B,): the one-hot input's term, a row
+        lookup. An intervention may pass other rows (no token, a mean input)."""
+        return self.W_x[0].detach()[idx]
+
+    def step_weights(self) -> list:
+        """The per-step products' weights (prepacked where possible), made once a run."""
+        return self._step_weights()
+
+    def step(
+        self,
+        x_rows: torch.Tensor,
+        h: torch.Tensor,
+        c: torch.Tensor,
+        weights: list,
+        z: torch.Tensor,
+        record: torch.Tensor,
+        edit=None,
+    ) -> None:
+        """One step of every layer, bottom up, for a batch: layer 1's input term x_rows
+        (B, 4H), the state h (B, L, H) and c (L, B, H), updated in place; record
+        (L, 7, B, H) gets every quantity and z (L, B, 4H) the pre-activations.
+        ``edit(layer, stage, record[layer])`` (layers from 0), where given, is called at
+        each stage of ``_gates``. With no edit, a step is exactly what read records."""
+        state = h.view(h.shape[0], -1)
+        hi, ci = QUANTITIES.index("h"), QUANTITIES.index("c")
+        for layer in range(self.config.n_layers):
+            self._pre_activations(layer, state, x_rows, weights, z[layer])
+            layer_edit = None if edit is None else (lambda stage, rec, layer=layer: edit(layer, stage, rec))
+            self._gates(z[layer], c[layer], record[layer], layer_edit)
+            h[:, layer] = record[layer, hi]
+            c[layer] = record[layer, ci]
+
+    def logits(self, h_top: torch.Tensor) -> torch.Tensor:
+        """h_top W_out + b_out for top-layer states (..., H): what the softmax is of."""
+        return torch.addmm(self.b_out, h_top.reshape(-1, h_top.shape[-1]), self.W_out).view(
+            *h_top.shape[:-1], -1
+        )
 
     def _softmax(self, h_top: torch.Tensor) -> torch.Tensor:
         """p (T, V) of one tune from its top-layer h (T, H); read and generate both
@@ -338,8 +393,9 @@ class FolkRNN(nn.Module):
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
         record = self._record_buffer(T + L - 1, B)  # pass k, layer l holds step k - l
         for k in range(T + L - 1):
+            x_rows = self.input_rows(idx[:, k])
             for layer in range(L):  # every layer from the previous pass's state
-                self._pre_activations(layer, state, idx[:, k], weights, z[layer])
+                self._pre_activations(layer, state, x_rows, weights, z[layer])
             self._gates(z, c, record[k])
             live = slice(max(0, k - T + 1), min(L, k + 1))  # layers with a real step now
             h[:, live] = record[k, live, QUANTITIES.index("h")].transpose(0, 1)
@@ -371,7 +427,7 @@ class FolkRNN(nn.Module):
         L, B, end = self.config.n_layers, len(seeds), self.token2idx[END]
         rngs = [np.random.default_rng(seed) for seed in seeds]
         h, c = self._initial_state(B)
-        state, weights = h.view(B, -1), self._step_weights()
+        weights = self._step_weights()
         z = torch.empty(L, B, 4 * self.config.n_units, device=h.device)
         chunks = []  # record buffers of RECORD_CHUNK steps, one more as tunes run on
         sequences = [[self.token2idx[START]] for _ in seeds]
@@ -382,11 +438,7 @@ class FolkRNN(nn.Module):
                 chunks.append(self._record_buffer(min(RECORD_CHUNK, max_length - t), B))
             record = chunks[-1][t % RECORD_CHUNK]
             token = torch.tensor([seq[-1] for seq in sequences], device=self.W_out.device)
-            for layer in range(L):  # the products of read, on the same shapes
-                self._pre_activations(layer, state, token, weights, z[layer])
-                self._gates(z[layer], c[layer], record[layer])
-                h[:, layer] = record[layer, QUANTITIES.index("h")]
-                c[layer] = record[layer, QUANTITIES.index("c")]
+            self.step(self.input_rows(token), h, c, weights, z, record)  # read's products, same shapes
             if t < len(prime_idx):
                 nxt = np.full(B, prime_idx[t])
             else:

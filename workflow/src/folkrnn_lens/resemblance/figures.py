@@ -11,63 +11,21 @@ matplotlib's Agg canvas only (no pyplot, no GUI backend), imported lazily.
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from folkrnn_lens.figures.sheet import (
+    diverging_cmap,
+    draw_bar_lines,
+    draw_titles,
+    new_figure,
+    save_figure,
+    titles_inches,
+)
 from folkrnn_lens.names import GATES
-from folkrnn_lens.palette import DIVERGING, GATE_COLOURS, OTHER_GATE, STATISTIC_LABELS, layer_colour
-from folkrnn_lens.tokens.format import is_bar
-
-
-def _figure(width: float, height: float, dpi: int):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(figure)  # no pyplot: no global state, no GUI backend
-    figure.patch.set_facecolor("white")
-    return figure
-
-
-def _save(figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format=path.suffix.lstrip(".") or "png", metadata={"Software": None})
-    return path
-
-
-def _wrap(subtitle: str, width: float, fontsize: float = 8.5) -> str:
-    """The subtitle wrapped to a figure of ``width`` inches (about half an em a character)."""
-    return "\n".join(textwrap.wrap(subtitle, max(40, int((width - 0.3) * 72 / (0.52 * fontsize)))))
-
-
-def _titles(figure, title: str, subtitle: str, width: float) -> None:
-    height = figure.get_figheight()
-    figure.text(0.15 / width, 1 - 0.12 / height, title, ha="left", va="top", fontsize=12, weight="bold")
-    figure.text(
-        0.15 / width,
-        1 - 0.45 / height,
-        _wrap(subtitle, width),
-        ha="left",
-        va="top",
-        fontsize=8.5,
-        color="0.2",
-    )
-
-
-def _titles_inches(subtitle: str, width: float) -> float:
-    """The height the title and the wrapped subtitle take from the top."""
-    return 0.5 + 0.16 * (_wrap(subtitle, width).count("\n") + 1)
-
-
-def _cmap():
-    from matplotlib import colormaps
-
-    return colormaps[DIVERGING].with_extremes(bad="0.85")  # undefined (a constant matrix): grey
-
+from folkrnn_lens.palette import GATE_COLOURS, OTHER_GATE, STATISTIC_LABELS, layer_colour
 
 # ---- resemblance ------------------------------------------------------------------------
 
@@ -171,10 +129,10 @@ def draw_resemblance(
     )
     heights = [0.36 * len(s["keys"]) for s in sections] or [1.0]
     # inches: titles and the panels' two-line titles, x labels, between sections
-    top, bottom, gap = _titles_inches(subtitle, width) + 0.55, 0.45, 0.95
+    top, bottom, gap = titles_inches(subtitle, width) + 0.55, 0.45, 0.95
     height = top + bottom + sum(heights) + gap * (len(heights) - 1)
-    figure = _figure(width, height, dpi)
-    _titles(
+    figure = new_figure(width, height, dpi)
+    draw_titles(
         figure,
         f"{name} · resemblance of the {gramian} Gramians with X^T X and across layers",
         subtitle,
@@ -182,7 +140,7 @@ def draw_resemblance(
     )
     if not sections:
         figure.text(0.5, 0.4, "no comparison against X^T X or across layers configured", ha="center")
-        return _save(figure, path)
+        return save_figure(figure, path)
     grid = figure.add_gridspec(
         len(sections),
         len(statistics),
@@ -194,7 +152,7 @@ def draw_resemblance(
         hspace=gap / np.mean(heights),
         wspace=0.35,
     )
-    cmap, image = _cmap(), None
+    cmap, image = diverging_cmap(), None
     fontsize = 7.5 if len(quantities) > 5 else 8.5
     for r, section in enumerate(sections):
         section["alpha"] = settings.alpha
@@ -224,7 +182,7 @@ def draw_resemblance(
     colourbar = figure.colorbar(image, cax=cax)
     colourbar.set_label("statistic (−1 … 1; grey: undefined)", fontsize=8)
     colourbar.ax.tick_params(labelsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ---- saturation -------------------------------------------------------------------------
@@ -251,12 +209,12 @@ def draw_saturation(
         "saturated at every step; near (0, 1): always open (an integrator, for f); near (0, 0): never "
         "saturated. After Karpathy, Johnson & Fei-Fei 2015, fig. 5."
     )
-    height = _titles_inches(subtitle, width) + 0.35 + side + 0.62
-    figure = _figure(width, height, dpi)
-    _titles(figure, f"{name} · gate saturation of every unit", subtitle, width)
+    height = titles_inches(subtitle, width) + 0.35 + side + 0.62
+    figure = new_figure(width, height, dpi)
+    draw_titles(figure, f"{name} · gate saturation of every unit", subtitle, width)
     if table.empty:
         figure.text(0.5, 0.4, "no gate (i, f, o) was recorded for these layers", ha="center", fontsize=10)
-        return _save(figure, path)
+        return save_figure(figure, path)
     for k, layer in enumerate(layers):
         left = (0.75 + k * (side + 0.9)) / width
         ax = figure.add_axes((left, 0.62 / height, side / width, side / height))
@@ -282,18 +240,10 @@ def draw_saturation(
             ax.set_ylabel(f"fraction of steps > {high:g} (right-saturated)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, loc="upper right", frameon=False, title="gate", title_fontsize=7)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 # ---- probes -----------------------------------------------------------------------------
-
-
-def _bar_lines(ax, tokens: list[str], n: int, colour: str) -> None:
-    from matplotlib.collections import LineCollection
-
-    bars = [k for k, token in enumerate(tokens) if is_bar(token)]
-    segments = [((b, -0.5), (b, n - 0.5)) for b in bars] + [((-0.5, b), (n - 0.5, b)) for b in bars]
-    ax.add_collection(LineCollection(segments, colors=colour, linewidths=0.5, alpha=0.6))
 
 
 def draw_probe(result, probe, path: str | Path, colours: dict, dpi: int) -> Path:
@@ -315,12 +265,12 @@ def draw_probe(result, probe, path: str | Path, colours: dict, dpi: int) -> Path
         f"(G' − G, red: more similar in the probe), axes by step of the probed tune, lines at bar tokens. "
         "Below: how far each layer's activation moves at each step."
     )
-    height = _titles_inches(subtitle, width) + 0.45 + rows * (side + 1.0) + line_height + 0.35
-    figure = _figure(width, height, dpi)
-    _titles(figure, f"probe {probe.name} · {probe.description}", subtitle, width)
+    height = titles_inches(subtitle, width) + 0.45 + rows * (side + 1.0) + line_height + 0.35
+    figure = new_figure(width, height, dpi)
+    draw_titles(figure, f"probe {probe.name} · {probe.description}", subtitle, width)
     labels = n <= 60
     fontsize = min(7.0, 0.8 * side * 72 / max(n, 1))
-    cmap = _cmap()
+    cmap = diverging_cmap()
     for r, quantity in enumerate(quantities):
         for c, layer in enumerate(layers):
             difference = result.differences[layer, quantity]
@@ -329,7 +279,7 @@ def draw_probe(result, probe, path: str | Path, colours: dict, dpi: int) -> Path
             bottom = (line_height + 0.9 + (rows - 1 - r) * (side + 1.0) + 0.55) / height
             ax = figure.add_axes((left, bottom, side / width, side / height))
             image = ax.imshow(difference, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
-            _bar_lines(ax, tokens, n, colours["bar_lines"])
+            draw_bar_lines(ax, tokens, n, colours["bar_lines"])
             ax.set_xlim(-0.5, n - 0.5)
             ax.set_ylim(n - 0.5, -0.5)
             if labels:
@@ -373,7 +323,7 @@ def draw_probe(result, probe, path: str | Path, colours: dict, dpi: int) -> Path
     ax.set_ylabel("‖q′_t − q_t‖ (L2)", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7, frameon=False, ncol=min(len(layers) * len(quantities), 6), loc="best")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _changes(result) -> dict[int, tuple[str, str]]:

@@ -69,6 +69,23 @@ def is_note(token: str) -> bool:
     return bool(_NOTE.fullmatch(token))
 
 
+_DURATION = re.compile(r"([0-9]+|[0-9]*/[0-9]+)[<>]{0,3}")
+
+TOKEN_TYPES = ("pitch", "duration", "bar", "other")
+"""The coarse types of a predicted token that the interventions summarise by."""
+
+
+def token_type(token: str) -> str:
+    """``pitch`` (a note), ``duration`` (a length, ``2``, ``/2``, ``3/2>``), ``bar`` (a
+    bar line or repeat sign), or ``other`` (rest, meter, mode, broken rhythm, tuplet,
+    chord bracket, ``<s>``, ``</s>``)."""
+    if is_note(token):
+        return "pitch"
+    if _DURATION.fullmatch(token):
+        return "duration"
+    return "bar" if is_bar(token) else "other"
+
+
 def is_tune_token(token: str) -> bool:
     """A token of folk-rnn's format that a tune can hold: meter, mode or body token."""
     return bool(_TUNE_TOKEN.fullmatch(token))

@@ -1,0 +1,49 @@
+"""The interventions of one tune of about N steps, read by the shipped model, in this
+process (the computation alone, no tables or figures): token influence and direct logit
+attribution. Targets (2 cores): influence of a 200-step tune at most 5 s; attribution
+under 1 s.
+
+    python benchmarks/interventions_speed.py [--steps 200 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "workflow" / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from long_tune import long_tune  # noqa: E402
+
+from folkrnn_lens.interventions.attribution import logit_attribution  # noqa: E402
+from folkrnn_lens.interventions.influence import Ablation, token_influence, top_states, tune_steps  # noqa: E402
+from folkrnn_lens.model.checkpoint import load_model_on  # noqa: E402
+
+MODEL = ROOT / "resources" / "models" / "folkrnn_v2_music21.safetensors"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[200, 600])
+    args = parser.parse_args()
+    model = load_model_on(MODEL, "cpu", 2)
+    print(f"{'steps':>6} {'influence s':>12} {'attribution s':>14} {'peak MiB':>9}")
+    for steps in args.steps:
+        inputs, targets = tune_steps(long_tune(steps).tokens)
+        started = time.perf_counter()
+        token_influence(model, inputs, targets, Ablation("zero"))
+        influence_s = time.perf_counter() - started
+        started = time.perf_counter()
+        logit_attribution(model, top_states(model, inputs), targets)
+        attribution_s = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"{len(inputs):6d} {influence_s:12.2f} {attribution_s:14.2f} {peak:9.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Interventions: what the model's predictions depend on (docs/interventions.md)."""
