@@ -31,7 +31,8 @@ from long_tune import long_tune  # noqa: E402
 from folkrnn_lens.cost import JobSizes, job_costs  # noqa: E402
 from folkrnn_lens.tokens.format import write_token_file  # noqa: E402
 
-STAGES = ("activations", "matrices", "figures", "resemblance", "explorer", "influence", "attribution")
+STAGES = ("activations", "matrices", "figures", "resemblance", "explorer")
+STAGES += ("influence", "attribution", "ablation")  # the interventions
 MODEL = ROOT / "resources" / "models" / "folkrnn_v2_music21.safetensors"
 
 # Each stage as a job runs it: its imports, then the library call.
@@ -75,6 +76,13 @@ PROGRAMS = {
                          DIR / "attribution_summary.parquet", DIR / "attribution.png",
                          CONFIG["interventions"]["attribution"]["top_units"],
                          CONFIG["analysis"]["colours"], 100, threads=2)
+    """,
+    "ablation": """
+        from folkrnn_lens.interventions.transcription import ablate_transcription
+        ablate_transcription("tune", MODEL, DIR / "steps.parquet", DIR / "ablation.parquet",
+                             DIR / "ablation_summary.parquet", DIR / "ablation.png",
+                             CONFIG["interventions"]["ablation"], CONFIG["analysis"]["colours"], 100,
+                             threads=2)
     """,
     "explorer": """
         from folkrnn_lens.explorer.build import build_explorer

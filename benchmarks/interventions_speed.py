@@ -1,7 +1,8 @@
 """The interventions of one tune of about N steps, read by the shipped model, in this
-process (the computation alone, no tables or figures): token influence and direct logit
-attribution. Targets (2 cores): influence of a 200-step tune at most 5 s; attribution
-under 1 s.
+process (the computation alone, no tables or figures): token influence, direct logit
+attribution, and activation patching against the tune with one note changed. Targets
+(2 cores): influence of a 200-step tune at most 5 s; attribution under 1 s; patching
+every (layer, step) of a 200-step pair at most 10 s.
 
     python benchmarks/interventions_speed.py [--steps 200 600]
 """
@@ -22,6 +23,7 @@ from long_tune import long_tune  # noqa: E402
 
 from folkrnn_lens.interventions.attribution import logit_attribution  # noqa: E402
 from folkrnn_lens.interventions.influence import Ablation, token_influence, top_states, tune_steps  # noqa: E402
+from folkrnn_lens.interventions.patching import activation_patching  # noqa: E402
 from folkrnn_lens.model.checkpoint import load_model_on  # noqa: E402
 
 MODEL = ROOT / "resources" / "models" / "folkrnn_v2_music21.safetensors"
@@ -32,7 +34,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[200, 600])
     args = parser.parse_args()
     model = load_model_on(MODEL, "cpu", 2)
-    print(f"{'steps':>6} {'influence s':>12} {'attribution s':>14} {'peak MiB':>9}")
+    print(f"{'steps':>6} {'influence s':>12} {'attribution s':>14} {'patching s':>11} {'peak MiB':>9}")
     for steps in args.steps:
         inputs, targets = tune_steps(long_tune(steps).tokens)
         started = time.perf_counter()
@@ -41,8 +43,16 @@ def main() -> None:
         started = time.perf_counter()
         logit_attribution(model, top_states(model, inputs), targets)
         attribution_s = time.perf_counter() - started
+        corrupted = list(inputs)
+        corrupted[12] = "B" if corrupted[12] != "B" else "c"  # one note changed
+        started = time.perf_counter()
+        activation_patching(model, inputs, corrupted, targets)
+        patching_s = time.perf_counter() - started
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{len(inputs):6d} {influence_s:12.2f} {attribution_s:14.2f} {peak:9.0f}", flush=True)
+        print(
+            f"{len(inputs):6d} {influence_s:12.2f} {attribution_s:14.2f} {patching_s:11.2f} {peak:9.0f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

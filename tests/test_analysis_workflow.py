@@ -113,8 +113,9 @@ def test_only_layer_three_hidden_state_gives_only_that(tmp_path):
     expected |= {"figures/resemblance.png", "figures/saturation.png"}
     expected |= {"explorer.html", "explorer"}
     # interventions (on by default): they re-read the tune, whatever was recorded
-    expected |= {f"interventions/{t}.parquet" for t in ("influence", "attribution", "attribution_summary")}
-    expected |= {"interventions/influence.npz", "figures/influence.png", "figures/attribution.png"}
+    tables = ("influence", "attribution", "attribution_summary", "ablation", "ablation_summary")
+    expected |= {f"interventions/{t}.parquet" for t in tables} | {"interventions/influence.npz"}
+    expected |= {f"figures/{f}.png" for f in ("influence", "attribution", "ablation")}
     assert files == {f"{folder}/{name}" for name in expected}
 
 

@@ -23,7 +23,7 @@ def config():
 def test_every_job_costs_more_for_a_longer_tune(config):
     short, long = (job_costs(JobSizes.from_config(config, n)) for n in (200, 2000))
     analysis = {"activations", "matrices", "figures", "score", "resemblance", "explorer"}
-    assert set(short) == analysis | {"influence", "attribution"}
+    assert set(short) == analysis | {"influence", "attribution", "ablation"}
     for stage in short:
         assert long[stage].seconds > short[stage].seconds, stage
         assert long[stage].peak_mb >= short[stage].peak_mb, stage
@@ -33,7 +33,8 @@ def test_every_job_costs_more_for_a_longer_tune(config):
 def test_interventions_cost_only_the_transcriptions_they_cover(config):
     config["interventions"]["transcriptions"] = ["tune_a"]
     assert "influence" in job_costs(JobSizes.from_config(config, 200, "tune_a"))
-    assert not {"influence", "attribution"} & set(job_costs(JobSizes.from_config(config, 200, "tune_b")))
+    other = job_costs(JobSizes.from_config(config, 200, "tune_b"))
+    assert not {"influence", "attribution", "ablation"} & set(other)
 
 
 def test_matrices_and_figures_grow_as_the_pairs_of_steps(config):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from folkrnn_lens.interventions.ablation import ablate_units, sweep_rows
 from folkrnn_lens.interventions.attribution import logit_attribution
 from folkrnn_lens.interventions.influence import (
     Ablation,
@@ -13,6 +14,7 @@ from folkrnn_lens.interventions.influence import (
     top_states,
     tune_steps,
 )
+from folkrnn_lens.interventions.patching import activation_patching
 
 from .conftest import small_model
 
@@ -134,3 +136,160 @@ def test_attributions_and_the_bias_sum_to_the_logits(model):
     top = result.units.query("rank == 0 and of == 'target'").set_index("step")["contribution"]
     np.testing.assert_allclose(top.to_numpy(), contributions.max(axis=1), atol=1e-6)
     assert (result.units.groupby(["step", "of"]).size() == 4).all()
+
+
+# ---- activation patching ------------------------------------------------------------------------
+
+
+def probed(tokens: list[str], step: int, token: str) -> list[str]:
+    """The inputs of a tune with the input of one step replaced."""
+    inputs = tune_steps(tokens)[0]
+    return [*inputs[:step], token, *inputs[step + 1 :]]
+
+
+def test_patching_a_read_with_its_own_states_changes_nothing_bit_for_bit(model):
+    result = activation_patching(model, INPUTS, INPUTS, TARGETS)
+    n = len(INPUTS)
+    for row, step in enumerate(result.steps):
+        assert (result.patched[row, step:] == result.corrupted[step:]).all(), (result.layers[row], step)
+        assert np.isnan(result.patched[row, :step]).all()
+    np.testing.assert_array_equal(result.clean, result.corrupted)
+    assert len(result.layers) == 4 * n and result.layers[:4] == [1, 2, 3, 0]
+
+
+def test_patching_every_layer_at_a_step_reproduces_the_clean_read_after_it(model):
+    s = 6
+    corrupted = probed(TUNE, s, "A")
+    result = activation_patching(model, INPUTS, corrupted, TARGETS)
+    assert np.abs(result.clean - result.corrupted)[s:].max() > 1e-3
+    every = [row for row, (layer, step) in enumerate(zip(result.layers, result.steps)) if layer == 0]
+    for row in every:
+        step = result.steps[row]
+        if step >= s:  # the inputs after it are the clean ones
+            np.testing.assert_allclose(result.patched[row, step:], result.clean[step:], atol=1e-6)
+    before = every[s - 1]  # patched before the change: the change still comes
+    assert np.abs(result.patched[before, s:] - result.clean[s:]).max() > 1e-3
+    restored = result.restored()
+    assert np.nanmax(np.abs(restored[every[s], s:] - 1)) < 1e-3
+
+
+def test_patching_agrees_with_a_plain_loop_for_one_layer(model):
+    s, layer = 6, 2
+    corrupted = probed(TUNE, s, "A")
+    result = activation_patching(model, INPUTS, corrupted, TARGETS, states=("h",))
+    row = next(r for r, at in enumerate(zip(result.layers, result.steps)) if at == (layer, s))
+    expected = plain_patch(model, INPUTS, corrupted, TARGETS, layer, s)
+    np.testing.assert_allclose(result.patched[row, s:], expected[s:], atol=1e-5)
+
+
+def plain_patch(model, clean, corrupted, targets, layer, step) -> np.ndarray:
+    """One patched read with torch.nn.LSTMCell per layer, h of ``layer`` at ``step`` from
+    the clean read: independent of the batched code."""
+    L = model.config.n_layers
+    cells = []
+    for k in range(L):
+        cell = torch.nn.LSTMCell(model.W_x[k].shape[0], model.config.n_units)
+        with torch.no_grad():
+            cell.weight_ih.copy_(model.W_x[k].T)
+            cell.weight_hh.copy_(model.W_h[k].T)
+            cell.bias_ih.copy_(model.b[k])
+            cell.bias_hh.zero_()
+        cells.append(cell)
+
+    def run(tokens, patch=None):
+        states = [(model.h0[k].detach()[None], model.c0[k].detach()[None]) for k in range(L)]
+        out, seen = [], []
+        with torch.no_grad():
+            for t, token in enumerate(tokens):
+                x = torch.zeros(1, len(model.vocab))
+                x[0, model.token2idx[token]] = 1.0
+                for k in range(L):
+                    h, c = cells[k](x, states[k])
+                    if patch is not None and (k + 1, t) == (layer, step):
+                        h = patch[t][k]
+                    states[k] = (h, c)
+                    x = h
+                seen.append([states[k][0] for k in range(L)])
+                logits = x.double() @ model.W_out.detach().double() + model.b_out.detach().double()
+                out.append(float(torch.log_softmax(logits, -1)[0, model.token2idx[targets[t]]]))
+        return np.array(out), seen
+
+    _, clean_states = run(clean)
+    patched, _ = run(corrupted, clean_states)
+    return patched
+
+
+def test_patching_two_tunes_of_different_lengths_is_refused(model):
+    with pytest.raises(InterventionError, match="the clean one has 23 steps, the corrupted one 22"):
+        activation_patching(model, INPUTS, INPUTS[:-1], TARGETS)
+    with pytest.raises(InterventionError, match="states to patch must be some of"):
+        activation_patching(model, INPUTS, INPUTS, TARGETS, states=("o",))
+
+
+# ---- unit ablation ------------------------------------------------------------------------------
+
+
+def test_ablating_no_unit_changes_nothing_and_a_sweep_matches_ablating_each_unit_alone(model):
+    nothing = ablate_units(model, INPUTS, TARGETS, 2, "h", [[]])
+    assert not nothing.importance.any()
+    sweep = ablate_units(model, INPUTS, TARGETS, 2, "h", sweep_rows(16), chunk=5)
+    assert sweep.importance.shape == (16, len(INPUTS)) and np.abs(sweep.importance).max() > 1e-3
+    alone = ablate_units(model, INPUTS, TARGETS, 2, "h", [[7]])
+    np.testing.assert_allclose(sweep.importance[7], alone.importance[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("quantity", ["h", "c", "o", "g"])
+def test_unit_ablation_agrees_with_a_plain_loop(model, quantity):
+    units, start = [3, 11], 5
+    result = ablate_units(model, INPUTS, TARGETS, 1, quantity, [units], start=start, value="mean")
+    capture = model.read([TUNE])[0]
+    mean = capture.quantity(1, quantity).astype(np.float64).mean(axis=0)
+    expected = clean_minus_plain_ablation(model, quantity, units, start, mean[units])
+    assert not result.importance[0, :start].any()
+    np.testing.assert_allclose(result.importance[0], expected, atol=1e-5)
+
+
+def clean_minus_plain_ablation(model, quantity, units, start, values) -> np.ndarray:
+    """log p_t(y_t) clean minus with layer 1's units held, by a numpy loop of the
+    equations (docs/specification.md): independent of the batched code."""
+    weights = [[p[k].detach().double().numpy() for p in (model.W_x, model.W_h, model.b)] for k in range(3)]
+    W_out, b_out = model.W_out.detach().double().numpy(), model.b_out.detach().double().numpy()
+    H = model.config.n_units
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+
+    def run(hold: bool) -> np.ndarray:
+        h = [p.detach().double().numpy() for p in model.h0]
+        c = [p.detach().double().numpy() for p in model.c0]
+        out = []
+        for t, token in enumerate(INPUTS):
+            held = hold and t >= start
+            for k, (W_x, W_h, b) in enumerate(weights):
+                x = W_x[model.token2idx[token]] if k == 0 else h[k - 1] @ W_x
+                z = x + h[k] @ W_h + b
+                gate = {"i": sigmoid(z[:H]), "f": sigmoid(z[H : 2 * H]), "g": np.tanh(z[2 * H : 3 * H]),
+                        "o": sigmoid(z[3 * H :])}  # fmt: skip
+                if held and k == 0 and quantity in gate:
+                    gate[quantity][units] = values
+                c[k] = gate["f"] * c[k] + gate["i"] * gate["g"]
+                if held and k == 0 and quantity == "c":
+                    c[k][units] = values
+                h[k] = gate["o"] * np.tanh(c[k])
+                if held and k == 0 and quantity == "h":
+                    h[k][units] = values
+            logits = h[-1] @ W_out + b_out
+            log_p = logits - logits.max() - np.log(np.exp(logits - logits.max()).sum())
+            out.append(log_p[model.token2idx[TARGETS[t]]])
+        return np.array(out)
+
+    return run(False) - run(True)
+
+
+def test_ablating_what_the_model_lacks_is_refused_before_any_computation(model):
+    with pytest.raises(InterventionError, match="layer 4 does not exist: the model has layers 1..3"):
+        ablate_units(model, INPUTS, TARGETS, 4, "h", [[0]])
+    with pytest.raises(InterventionError, match="unit 16 does not exist: layer 2 has units 0..15"):
+        ablate_units(model, INPUTS, TARGETS, 2, "h", [[3, 16]])
+    with pytest.raises(InterventionError, match="ablation from step 30: the tune has steps 0..22"):
+        ablate_units(model, INPUTS, TARGETS, 2, "h", [[3]], start=30)
+    with pytest.raises(InterventionError, match="quantity 'g_pre' cannot be ablated"):
+        ablate_units(model, INPUTS, TARGETS, 2, "g_pre", [[3]])

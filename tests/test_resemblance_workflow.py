@@ -95,6 +95,10 @@ def test_probes_change_what_they_say(workdir):
     assert '"name": "L2.h.abs.diff"' in meta and '"changed": [5]' in meta
     index = (workdir / "results" / "index.html").read_text()
     assert 'href="probes/one_note/explorer.html"' in index
+    summary = pd.read_parquet(folder / "one_note" / "patching_summary.parquet")
+    every = summary[(summary["layer"] == 0) & (summary["s"] >= 5)]
+    np.testing.assert_allclose(every["restored"].dropna(), 1.0, atol=1e-4)  # the whole state after the change
+    assert set(summary["layer"]) == {0, 1, 2} and (folder / "one_note" / "patching.png").stat().st_size > 5000
 
 
 def test_the_report_shows_resemblance_saturation_and_probes(workdir):

@@ -136,7 +136,7 @@ def test_model_jobs_ask_for_a_gpu_only_with_cuda(tmp_path, device, gpus):
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     blocks = job_blocks(dry_run(workdir, "all", "train"))
     model_rules = {"read_activations", "generate_activations", "train_model"}
-    model_rules |= {"measure_influence", "attribute_logits"}  # they read the tune again
+    model_rules |= {"measure_influence", "attribute_logits", "ablate_units"}  # they read the tune again
     assert model_rules <= {rule for rule, _, _ in blocks}
     for rule, _, text in blocks:
         asked = re.search(r"resources: .*", text).group(0)

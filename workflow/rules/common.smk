@@ -121,6 +121,7 @@ def resemblance_outputs(folder):
 INTERVENTIONS = config["interventions"]
 INTERVENED = INTERVENTIONS["transcriptions"] or list(config["transcriptions"])
 INTERVENTION_FOLDER = f"{ANALYSIS_FOLDER}/interventions"
+PATCHING_FILES = ("patching.parquet", "patching_summary.parquet", "patching.png")
 
 
 def intervention_outputs(name):
@@ -132,6 +133,10 @@ def intervention_outputs(name):
     if INTERVENTIONS["influence"]["enabled"]:
         outputs += [f"{folder}/interventions/influence.{x}" for x in ("npz", "parquet")]
         outputs.append(f"{folder}/figures/influence.png")
+    if INTERVENTIONS["ablation"]["enabled"]:
+        tables = ("ablation.parquet", "ablation_summary.parquet")
+        outputs += [f"{folder}/interventions/{table}" for table in tables]
+        outputs.append(f"{folder}/figures/ablation.png")
     if INTERVENTIONS["attribution"]["enabled"]:
         tables = ("attribution.parquet", "attribution_summary.parquet")
         outputs += [f"{folder}/interventions/{table}" for table in tables]
@@ -148,7 +153,11 @@ def ablation_corpus(wildcards):
 
 
 def probe_outputs():
-    return [f"{RESULTS}/probes/{p}/{f}" for p in config["probes"] for f in PROBE_FILES]
+    files = [
+        *PROBE_FILES,
+        *(PATCHING_FILES if INTERVENTIONS["patching"]["enabled"] else []),
+    ]
+    return [f"{RESULTS}/probes/{p}/{f}" for p in config["probes"] for f in files]
 
 
 def probe_source(wildcards):

@@ -78,3 +78,79 @@ rule attribute_logits:
         torch_threads=config["torch_threads"],
     script:
         "../scripts/attribute_logits.py"
+
+
+rule ablate_units:
+    input:
+        model=model_file(),
+        steps=STEPS,
+    output:
+        table=f"{INTERVENTION_FOLDER}/ablation.parquet",
+        summary=f"{INTERVENTION_FOLDER}/ablation_summary.parquet",
+        figure=report(
+            f"{ANALYSIS_FOLDER}/figures/ablation.png",
+            caption="../report/ablation.rst",
+            category="{name}",
+            subcategory="6 interventions",
+            labels={"figure": "unit ablation"},
+        ),
+    log:
+        f"{RESULTS}/logs/ablation/{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ablation/{{name}}.tsv"
+    wildcard_constraints:
+        name=name_pattern(INTERVENED),
+    conda:
+        ENV
+    threads: config["torch_threads"]
+    resources:
+        mem_mb=cost("ablation", "mem_mb"),
+        runtime=cost("ablation", "runtime"),
+        gpu=gpus(),
+    params:
+        settings=INTERVENTIONS["ablation"],
+        colours=config["analysis"]["colours"],
+        dpi=config["analysis"]["figures"]["dpi"],
+        device=config["device"],
+        torch_threads=config["torch_threads"],
+    script:
+        "../scripts/ablate_units.py"
+
+
+rule patch_probe:
+    input:
+        model=model_file(),
+        original=rules.probe_tune.output.original_steps,
+        probed=rules.probe_tune.output.probed_steps,
+    output:
+        table=f"{PROBE_FOLDER}/patching.parquet",
+        summary=f"{PROBE_FOLDER}/patching_summary.parquet",
+        figure=report(
+            f"{PROBE_FOLDER}/patching.png",
+            caption="../report/patching.rst",
+            category="probes",
+            subcategory="{probe}",
+            labels={"figure": "activation patching"},
+        ),
+    log:
+        f"{RESULTS}/logs/patching/{{probe}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/patching/{{probe}}.tsv"
+    wildcard_constraints:
+        probe=name_pattern(list(config["probes"])),
+    conda:
+        ENV
+    threads: config["torch_threads"]
+    # measured: 8 s and 600 MB for the default probes (165 steps); grows as the steps squared
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        gpu=gpus(),
+    params:
+        states=INTERVENTIONS["patching"]["states"],
+        colours=config["analysis"]["colours"],
+        dpi=config["analysis"]["figures"]["dpi"],
+        device=config["device"],
+        torch_threads=config["torch_threads"],
+    script:
+        "../scripts/patch_probe.py"

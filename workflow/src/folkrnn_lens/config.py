@@ -257,6 +257,9 @@ def _layer_lists(config: dict):
     for section in ("record", "analysis", "resemblance"):
         if "layers" in config.get(section, {}):
             yield f"{section} -> layers", config[section]["layers"]
+    ablation = config.get("interventions", {}).get("ablation", {})
+    if ablation.get("layers"):
+        yield "interventions -> ablation -> layers", ablation["layers"]
     for name, analysis in config.get("corpus_analysis", {}).items():
         if "layers" in analysis.get("resemblance", {}):
             yield f"corpus_analysis -> {name} -> resemblance -> layers", analysis["resemblance"]["layers"]

@@ -51,6 +51,7 @@ class JobSizes:
     resemblance: bool  # the stage is enabled
     influence: bool = False  # the tune's token influence is measured (interventions)
     attribution: bool = False  # and its direct logit attribution
+    ablation_rows: int = 0  # the unit ablations it reads the tune with (a sweep: every unit)
 
     @classmethod
     def from_config(cls, config: dict, steps: int, name: str | None = None) -> JobSizes:
@@ -76,7 +77,15 @@ class JobSizes:
             resemblance=section.get("enabled", True),
             influence=intervened(config, name) and config["interventions"]["influence"]["enabled"],
             attribution=intervened(config, name) and config["interventions"]["attribution"]["enabled"],
+            ablation_rows=_ablation_rows(config, name),
         )
+
+
+def _ablation_rows(config: dict, name: str | None) -> int:
+    ablation = config.get("interventions", {}).get("ablation", {})
+    if not (ablation.get("enabled") and intervened(config, name)):
+        return 0
+    return len(ablation["layers"] or [None]) * (UNITS if ablation["units"] is None else 1)
 
 
 def intervened(config: dict, name: str | None) -> bool:
@@ -132,6 +141,9 @@ def job_costs(sizes: JobSizes) -> dict[str, JobCost]:
         costs["resemblance"] = _resemblance_cost(sizes, recorded_mb)
     if sizes.influence:  # n re-reads, each from its step on: n^2 / 2 row-steps
         costs["influence"] = JobCost(2.4 + 3.5e-5 * n * n, 420 + 0.05 * n + 460 * pairs_mb)
+    if sizes.ablation_rows:  # every ablation reads the whole tune: rows x n row-steps
+        rows = sizes.ablation_rows * n
+        costs["ablation"] = JobCost(3.0 + 1.0e-4 * rows, 450 + 0.25 * rows / 1000)
     if sizes.attribution:
         costs["attribution"] = JobCost(2.0 + 0.001 * n, 420 + 0.1 * n)
     return costs

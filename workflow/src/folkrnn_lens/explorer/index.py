@@ -84,6 +84,7 @@ def transcription_card(page: Path, folder: Path, name: str) -> str:
         (folder / "resemblance.parquet", "resemblance"),
         (folder / "figures" / "influence.png", "influence"),
         (folder / "figures" / "attribution.png", "attribution"),
+        (folder / "figures" / "ablation.png", "ablation"),
         (folder / "interventions", "intervention tables"),
         (folder / "score.svg", "score"),
     ]
@@ -150,6 +151,7 @@ def build_index(
             links = [
                 (folder / "explorer.html", "explorer (G' − G)"),
                 (folder / "probe.parquet", "table"),
+                (folder / "patching.png", "patching"),
                 (folder / "tokens.txt", "tokens"),
             ]
             parts.append(_card(page, probe, folder / "difference.png", links))

@@ -150,3 +150,75 @@ def draw_attribution(
     side.set_yticks([])
     side.set_title("mean by type", fontsize=7)
     return save_figure(figure, path)
+
+
+def draw_patching(summary, tokens: list[str], changed: list[int], title: str, path, colours: dict, dpi: int):
+    """The share of the clean prediction each patch restores: rows the patched layer
+    (and every layer), columns the patched step, with bar lines and the changed steps."""
+    layers = sorted(set(summary["layer"]) - {0}) + [0]
+    n = len(tokens)
+    grid = np.full((len(layers), n), np.nan)
+    for row, layer in enumerate(layers):
+        part = summary[summary["layer"] == layer]
+        grid[row, part["s"].to_numpy()] = part["restored"].to_numpy()
+    width = float(np.clip(n * 0.06, 7.0, 14.0)) + 1.6
+    subtitle = (
+        f"{title}. The probe read again with the original's state patched in at one layer and step (and at "
+        "every layer): the share of the original's log-probability of each next token it restores over "
+        "the steps after the patch (1: all, 0: none; grey: nothing to restore). Lines at bar tokens; "
+        "the changed steps are marked."
+    )
+    height = titles_inches(subtitle, width) + 0.5 * len(layers) + 1.3
+    figure = new_figure(width, height, dpi)
+    draw_titles(figure, "activation patching", subtitle, width)
+    top = titles_inches(subtitle, width)
+    ax = figure.add_axes((1.0 / width, 0.7 / height, (width - 2.2) / width, (height - top - 0.9) / height))
+    image = ax.imshow(grid, cmap=diverging_cmap(), vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    for k, token in enumerate(tokens):
+        if is_bar(token):
+            ax.axvline(k, color=colours["bar_lines"], lw=0.5, alpha=0.6)
+    for k in changed:
+        ax.axvline(k, color=colours["similar"], lw=1.2)
+    ax.set_yticks(range(len(layers)), [f"layer {layer}" if layer else "every layer" for layer in layers])
+    ax.set_xlabel("patched step", fontsize=8)
+    ax.tick_params(labelsize=7)
+    bar = figure.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    bar.ax.tick_params(labelsize=7)
+    return save_figure(figure, path)
+
+
+def draw_ablation(results: list, summaries: list, tokens: list[str], path, colours: dict, dpi: int, top=12):
+    """Per swept layer: the units whose ablation costs most (by the change in the loss),
+    their importance at every step with bar lines; and beside them the distribution of
+    every unit's change in the loss, a histogram per layer."""
+    n = len(tokens)
+    width = float(np.clip(n * 0.05, 6.0, 12.0)) + 4.2
+    first = results[0]
+    subtitle = (
+        f"Each unit ablated alone from step {first.start} on ({first.value}): importance = log p_t(y_t) − "
+        "log p_t^(u)(y_t), red where the prediction of the token after step t needs the unit. Rows: the "
+        "units whose ablation raises the loss most. Right: every unit's change in the loss (nats a step)."
+    )
+    panel = 0.25 * top + 0.9
+    height = titles_inches(subtitle, width) + panel * len(results) + 0.4
+    figure = new_figure(width, height, dpi)
+    draw_titles(figure, "which units the predictions need", subtitle, width)
+    limit = max(float(np.abs(r.importance).max()) for r in results) or 1e-6
+    for k, (result, summary) in enumerate(zip(results, summaries)):
+        bottom = 0.5 + (len(results) - 1 - k) * panel
+        order = np.argsort(-summary["delta_loss"].to_numpy(), kind="stable")[:top]
+        ax = figure.add_axes((1.1 / width, bottom / height, (width - 5.0) / width, (panel - 0.6) / height))
+        ax.imshow(result.importance[order], cmap=diverging_cmap(), vmin=-limit, vmax=limit, aspect="auto",
+                  interpolation="nearest")  # fmt: skip
+        for step, token in enumerate(tokens):
+            if is_bar(token):
+                ax.axvline(step, color=colours["bar_lines"], lw=0.5, alpha=0.6)
+        names = [",".join(map(str, result.units[row])) for row in order]
+        ax.set_yticks(range(len(order)), [f"L{result.layer}.{result.quantity}[{name}]" for name in names])
+        ax.tick_params(labelsize=6.5)
+        ax.set_xlabel("step", fontsize=7)
+        hist = figure.add_axes(((width - 3.2) / width, bottom / height, 2.8 / width, (panel - 0.6) / height))
+        hist.hist(summary["delta_loss"], bins=40, color=layer_colour(result.layer))
+        hist.set_title(f"layer {result.layer}: Δ loss per unit", fontsize=7)
+        hist.tick_params(labelsize=6.5)
+    return save_figure(figure, path)

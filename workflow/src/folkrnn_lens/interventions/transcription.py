@@ -140,3 +140,85 @@ def attribute_logits(
     draw_attribution(attribution, inputs, out_figure, colours, dpi)
     log.info("%s: direct logit attribution of %d steps: %s", name, len(inputs), out_units)
     return attribution
+
+
+def patch_probe(
+    probe: str,
+    model_path: str | Path,
+    original_steps: str | Path,
+    probed_steps: str | Path,
+    out_table: str | Path,
+    out_summary: str | Path,
+    out_figure: str | Path,
+    states: list[str],
+    colours: dict,
+    dpi: int,
+    device: str = "cpu",
+    threads: int = 1,
+):
+    """The rule patch_probe: the probe (corrupted) read with the original's (clean)
+    states patched in at every layer and step; ``patching.parquet`` (one row per patch
+    and later step), ``patching_summary.parquet`` (one row per patch) and the figure."""
+    from folkrnn_lens.interventions.figures import draw_patching
+    from folkrnn_lens.interventions.patching import activation_patching, patching_tables
+    from folkrnn_lens.model.checkpoint import load_model_on
+
+    clean, targets = read_steps(original_steps)
+    corrupted, _ = read_steps(probed_steps)
+    model = load_model_on(model_path, device, threads)
+    try:
+        result = activation_patching(model, clean, corrupted, targets, tuple(states))
+    except ValueError as error:
+        raise ValueError(f"probe {probe!r} ({probed_steps}): {error}") from error
+    long, summary = patching_tables(result, targets)
+    metadata = _metadata(probe, model_path, {"patching": {"states": list(states), "clean": "original"}})
+    write_parquet(long, out_table, metadata)
+    write_parquet(summary, out_summary, metadata)
+    changed = [t for t, (a, b) in enumerate(zip(clean, corrupted)) if a != b]
+    draw_patching(summary, corrupted, changed, f"probe {probe}", out_figure, colours, dpi)
+    log.info("probe %s: patching of %d steps: %s", probe, len(clean), out_table)
+    return result
+
+
+def ablate_transcription(
+    name: str,
+    model_path: str | Path,
+    steps_path: str | Path,
+    out_table: str | Path,
+    out_summary: str | Path,
+    out_figure: str | Path,
+    settings: dict,
+    colours: dict,
+    dpi: int,
+    device: str = "cpu",
+    threads: int = 1,
+):
+    """The rule ablate_units: config's ``interventions.ablation`` on one transcription:
+    for each of its ``layers``, every unit of ``quantity`` alone (``units`` null) or
+    ``units`` together; ``ablation.parquet`` (per ablation and step),
+    ``ablation_summary.parquet`` (per ablation) and the figure."""
+    from folkrnn_lens.interventions.ablation import ablate_units, ablation_tables, sweep_rows
+    from folkrnn_lens.interventions.figures import draw_ablation
+    from folkrnn_lens.model.checkpoint import load_model_on
+
+    inputs, targets = read_steps(steps_path)
+    model = load_model_on(model_path, device, threads)
+    units = settings["units"]
+    rows = sweep_rows(model.config.n_units) if units is None else [list(units)]
+    results, longs, summaries = [], [], []
+    for layer in settings["layers"] or [model.config.n_layers]:
+        try:
+            quantity, start, value = settings["quantity"], settings["start"], settings["value"]
+            result = ablate_units(model, inputs, targets, layer, quantity, rows, start, value)
+        except ValueError as error:
+            raise ValueError(f"transcription {name!r}: interventions -> ablation: {error}") from error
+        long, summary = ablation_tables(result, targets)
+        results.append(result)
+        longs.append(long)
+        summaries.append(summary)
+    metadata = _metadata(name, model_path, {"ablation": dict(settings)})
+    write_parquet(pd.concat(longs, ignore_index=True), out_table, metadata)
+    write_parquet(pd.concat(summaries, ignore_index=True), out_summary, metadata)
+    draw_ablation(results, summaries, inputs, out_figure, colours, dpi)
+    log.info("%s: ablation of %d rows in %d layers: %s", name, len(rows), len(results), out_table)
+    return results
