@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from folkrnn_lens.interventions.influence import InterventionError
+from folkrnn_lens.interventions.influence import InterventionError, clean_read
 from folkrnn_lens.names import QUANTITIES
 
 log = logging.getLogger(__name__)
@@ -100,19 +100,11 @@ def ablate_units(
 
 def _clean_read(model, idx, target_idx, layer: int, quantity: str) -> dict:
     """The clean read's log p_t(y_t) and the quantity's mean over the tune (per unit)."""
-    L, H, n = model.config.n_layers, model.config.n_units, len(idx)
-    h, c = model.initial_state(1)
-    weights = model.step_weights()
-    z = torch.empty(L, 1, 4 * H, device=h.device)
-    record = torch.empty(L, len(QUANTITIES), 1, H, device=h.device)
-    total = torch.zeros(H, dtype=torch.float64, device=h.device)
-    log_prob = np.zeros(n)
-    q = QUANTITIES.index(quantity)
-    for t in range(n):
-        model.step(model.input_rows(idx[t : t + 1]), h, c, weights, z, record)
-        total += record[layer - 1, q, 0].double()
-        log_prob[t] = float(torch.log_softmax(model.logits(h[:, -1]), dim=-1)[0, target_idx[t]])
-    return {"log_prob": log_prob, "mean": (total / n).to(record.dtype)}
+    records = clean_read(model, idx)
+    top = records[:, -1, QUANTITIES.index("h")]
+    log_prob = torch.log_softmax(model.logits(top), dim=-1)[torch.arange(len(idx)), target_idx]
+    mean = records[:, layer - 1, QUANTITIES.index(quantity)].double().mean(dim=0)
+    return {"log_prob": log_prob.double().cpu().numpy(), "mean": mean.to(records.dtype)}
 
 
 def _ablated_read(model, idx, target_idx, layer, quantity, rows, start, held) -> np.ndarray:

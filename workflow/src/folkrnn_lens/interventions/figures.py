@@ -208,8 +208,11 @@ def draw_ablation(results: list, summaries: list, tokens: list[str], path, colou
         bottom = 0.5 + (len(results) - 1 - k) * panel
         order = np.argsort(-summary["delta_loss"].to_numpy(), kind="stable")[:top]
         ax = figure.add_axes((1.1 / width, bottom / height, (width - 5.0) / width, (panel - 0.6) / height))
-        ax.imshow(result.importance[order], cmap=diverging_cmap(), vmin=-limit, vmax=limit, aspect="auto",
-                  interpolation="nearest")  # fmt: skip
+        image = ax.imshow(result.importance[order], cmap=diverging_cmap(), vmin=-limit, vmax=limit,
+                          aspect="auto", interpolation="nearest")  # fmt: skip
+        scale = figure.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+        scale.ax.set_title("nats", fontsize=6.5)
+        scale.ax.tick_params(labelsize=6.5)
         for step, token in enumerate(tokens):
             if is_bar(token):
                 ax.axvline(step, color=colours["bar_lines"], lw=0.5, alpha=0.6)

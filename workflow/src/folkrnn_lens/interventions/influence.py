@@ -106,20 +106,25 @@ def tune_steps(tokens: list[str]) -> tuple[list[str], list[str]]:
 
 
 @torch.no_grad()
-def top_states(model, inputs: list[str]) -> np.ndarray:
-    """The top layer's h at every step of a teacher-forced read of ``inputs`` (the step
-    function that read and generate share: the same values as either records)."""
-    idx = torch.tensor(model.encode(inputs), device=model.W_out.device)
+def clean_read(model, idx: torch.Tensor) -> torch.Tensor:
+    """Every quantity of every layer at every step, (n, L, 7, H), of a batch-one
+    teacher-forced read of token indices: the step function that read and generate
+    share, so the same values as either records. What the interventions set
+    their changed reads against."""
     L, H = model.config.n_layers, model.config.n_units
     h, c = model.initial_state(1)
     weights = model.step_weights()
     z = torch.empty(L, 1, 4 * H, device=h.device)
-    record = torch.empty(L, len(QUANTITIES), 1, H, device=h.device)
-    states = torch.empty(len(idx), H, device=h.device)
+    records = torch.empty(len(idx), L, len(QUANTITIES), 1, H, device=h.device)
     for t in range(len(idx)):
-        model.step(model.input_rows(idx[t : t + 1]), h, c, weights, z, record)
-        states[t] = h[0, -1]
-    return states.cpu().numpy()
+        model.step(model.input_rows(idx[t : t + 1]), h, c, weights, z, records[t])
+    return records[..., 0, :]
+
+
+def top_states(model, inputs: list[str]) -> np.ndarray:
+    """The top layer's h at every step of a teacher-forced read of ``inputs``."""
+    idx = torch.tensor(model.encode(inputs), device=model.W_out.device)
+    return clean_read(model, idx)[:, -1, QUANTITIES.index("h")].cpu().numpy()
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from folkrnn_lens.interventions.influence import BATCH_BLOCK, InterventionError
+from folkrnn_lens.interventions.influence import BATCH_BLOCK, InterventionError, clean_read
 from folkrnn_lens.names import QUANTITIES
 
 log = logging.getLogger(__name__)
@@ -54,20 +54,6 @@ class Patching:
             return np.where(gap != 0, (self.patched - self.corrupted) / gap, np.nan)
 
 
-def _read(model, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Each step's h (n, L, H), c (n, L, H) and logits (n, V) of a batch-1 read."""
-    L, H, n = model.config.n_layers, model.config.n_units, len(idx)
-    h, c = model.initial_state(1)
-    weights = model.step_weights()
-    z = torch.empty(L, 1, 4 * H, device=h.device)
-    record = torch.empty(L, len(QUANTITIES), 1, H, device=h.device)
-    hs, cs = torch.empty(n, L, H, device=h.device), torch.empty(n, L, H, device=h.device)
-    for t in range(n):
-        model.step(model.input_rows(idx[t : t + 1]), h, c, weights, z, record)
-        hs[t], cs[t] = h[0], c[:, 0]
-    return hs, cs
-
-
 @torch.no_grad()
 def activation_patching(
     model, clean: list[str], corrupted: list[str], targets: list[str], states: tuple[str, ...] = STATES
@@ -88,11 +74,11 @@ def activation_patching(
     corrupted_idx = torch.tensor(model.encode(list(corrupted)), device=device)
     target_idx = torch.tensor(model.encode(list(targets)), device=device)
     L, H, n = model.config.n_layers, model.config.n_units, len(clean)
-    clean_h, clean_c = _read(model, clean_idx)
+    clean = clean_read(model, clean_idx)
+    clean_h, clean_c = clean[:, :, QUANTITIES.index("h")], clean[:, :, QUANTITIES.index("c")]
     per_step = L + 1  # each layer alone, then every layer
     total = 1 + per_step * n  # row 0: the corrupted read
-    layer_of = torch.tensor([ALL_LAYERS] + [(k % per_step) + 1 if k % per_step < L else ALL_LAYERS
-                                            for k in range(per_step * n)])  # fmt: skip
+    layer_of = torch.tensor([ALL_LAYERS] + [*range(1, L + 1), ALL_LAYERS] * n)  # each step: 1..L, every
     h, c = model.initial_state(total)
     weights = model.step_weights()
     z = torch.empty(L, total, 4 * H, device=device)
