@@ -60,7 +60,7 @@ def test_every_matrix_figure_and_animation_is_made(analysed):
     assert (summary.loc[cross, "n_pairs"] == n * (n - 1)).all()
     assert (summary.loc[~cross, "n_pairs"] == n * (n - 1) // 2).all()
     data = np.load(folder / "matrices.npz")
-    assert set(data.files) == {*expected, "tokens", "bars", "steps"}
+    assert set(data.files) == {*expected, "influence", "tokens", "bars", "steps"}  # I: interventions
     assert data["tokens"].tolist() == steps["input_token"].tolist()
     for name in expected:
         png = folder / "figures" / f"{name}.png"

@@ -92,6 +92,16 @@ def test_one_threshold_of_a_band_gets_the_other_from_the_schema(config):
             r"music21_sample -> tunes -> corpus: 'nope'",
         ),
         (lambda c: c.update(corpus_comparisons=[["music21_sample", "nope"]]), r"corpus_comparisons: 'nope'"),
+        (
+            lambda c: c["interventions"].update(
+                patching={"pairs": {"p": {"clean": "nope", "corrupted": "x"}}}
+            ),
+            r"patching -> pairs -> p -> clean: 'nope' is not one of the configured transcriptions",
+        ),
+        (
+            lambda c: c["interventions"].update(ablation={"value": "mean", "corpus_analysis": "nope"}),
+            r"ablation -> corpus_analysis: 'nope' is not one of the configured corpus analyses",
+        ),
     ],
 )
 def test_a_name_that_points_nowhere_is_named(config, change, message):
@@ -288,3 +298,18 @@ def test_a_job_s_blas_threads_are_set_even_after_numpy_has_loaded():
     env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.strip() == "[1]"
+
+
+def test_an_ablated_unit_the_model_lacks_is_named(config, small_checkpoint):
+    config["model"]["file"] = small_checkpoint  # 2 layers of 8 units
+    config["record"]["layers"] = [1, 2]
+    config["interventions"]["ablation"] = {"units": [3, 700]}
+    message = (
+        r"ablation -> units: unit 700 does not exist: the model \(.*small\.safetensors\) has units 0\.\.7"
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_feasible(config)
+    config["model"]["file"] = "untrained"
+    config["model"]["untrained"]["n_units"] = 64
+    with pytest.raises(ConfigError, match=r"unit 700 does not exist: the model \(untrained.*units 0\.\.63"):
+        check_feasible(config)

@@ -280,6 +280,48 @@ def test_an_analysis_where_no_tune_could_be_read_says_so(tmp_path):
         corpus_aggregate([part], tmp_path / "all", settings, "broken")
 
 
+def test_unit_means_and_the_attribution_add_up_to_the_same_bits_however_the_tunes_are_split():
+    """Each unit's mean of each quantity and the top layer's attribution by type of the
+    next token equal a direct computation over the steps of every tune; summed as two
+    parts, the sums are the same integers as in one."""
+    from folkrnn_lens.corpus_analysis.aggregate import corpus_attribution, unit_means
+    from folkrnn_lens.corpus_analysis.measures import Accumulators, Readout
+    from folkrnn_lens.interventions.attribution import logit_attribution
+    from folkrnn_lens.tokens.format import token_type
+
+    model = small_model(n_units=16)
+    captures = model.read([list(tune.tokens) for tune in read_token_file(EXCERPT)[:4]])
+    settings = Settings.from_config({}, [1, 2, 3], QUANTITIES)
+
+    def accumulate(part):
+        sums = Accumulators(settings, [], 4, 16, 3, Readout.of(model, top=3))
+        for capture in part:
+            sums.add_units(capture)
+            sums.add_attribution(capture)
+            sums.unit_steps += len(capture.input_tokens)
+        return sums
+
+    whole, first, second = accumulate(captures), accumulate(captures[:1]), accumulate(captures[1:])
+    for key in ("unit_sums", "attribution_sums", "attribution_top", "attribution_steps"):
+        np.testing.assert_array_equal(getattr(first, key) + getattr(second, key), getattr(whole, key), key)
+    arrays = {key: getattr(whole, key) for key in ("unit_sums", "unit_steps", "attribution_sums",
+                                                    "attribution_top", "attribution_steps")}  # fmt: skip
+    means = unit_means(arrays).set_index(["layer", "quantity", "unit"]).sort_index()["mean"]
+    expected = np.concatenate([c.quantity(2, "c") for c in captures]).mean(axis=0)
+    np.testing.assert_allclose(means.loc[2, "c"].to_numpy(), expected, atol=1e-6)
+    table = corpus_attribution(arrays, 3).set_index(["token_type", "unit"]).sort_index()
+    per_tune = pd.concat(
+        [logit_attribution(model, c.quantity(3, "h"), c.output_tokens, 3).summary for c in captures]
+    )
+    n_top = per_tune.groupby(["token_type", "unit"])["n_top"].sum().sort_index()
+    np.testing.assert_array_equal(table["n_top"].to_numpy(), n_top.to_numpy())
+    W = model.W_out.detach().double().numpy()
+    pushes = np.concatenate([c.quantity(3, "h") * W[:, model.encode(c.output_tokens)].T for c in captures])
+    pitch = np.array([token_type(t) == "pitch" for c in captures for t in c.output_tokens])
+    np.testing.assert_allclose(table.loc["pitch", "mean_contribution"], pushes[pitch].mean(axis=0), atol=1e-6)
+    assert table.loc["pitch", "n_steps"].iloc[0] == pitch.sum() > 0
+
+
 # ---- corpus mode, run by Snakemake --------------------------------------------------
 
 
@@ -303,6 +345,7 @@ def corpus_config(jobs: int) -> dict:
                      "tune_figures": True, "resemblance": {"saturation": {"low": 0.3}}},
         },
         "corpus_comparisons": [["real12", "gen5"]],
+        "interventions": {"ablation": {"value": "mean", "corpus_analysis": "real12"}},
         "torch_threads": 2,  # more than -j 1 gives: the tables must not change
     }  # fmt: skip
 
@@ -334,11 +377,27 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
     assert len(units) == 3 * 3 * 16 and units["frac_below"].between(0, 1).all()
     with np.load(folder / "bar_averages.npz") as arrays:
         assert arrays["onehot"].shape == (32, 32) and arrays["n_tunes"][0, 0] == 12
-    for figure in ("distributions", "winners", "bar_averages", "saturation"):
+    means = pd.read_parquet(folder / "unit_means.parquet")
+    assert len(means) == 3 * 7 * 16 and (means["n_steps"] == tunes["n_steps"].sum()).all()
+    attribution = pd.read_parquet(folder / "attribution.parquet")
+    assert (
+        len(attribution) == 4 * 16
+        and attribution.groupby("token_type")["n_steps"].first().sum() == tunes["n_steps"].sum()
+    )
+    for figure in ("distributions", "winners", "bar_averages", "saturation", "attribution"):
         image = np.asarray(Image.open(folder / "figures" / f"{figure}.png").convert("L"))
         assert image.shape[0] > 200 and image.std() > 5, figure
     assert (corpus_run / "logs" / "corpus_analysis" / "real12" / "part_1.log").exists()
     assert (corpus_run / "benchmarks" / "corpus_analysis" / "real12" / "part_0.tsv").exists()
+
+
+@pytest.mark.slow
+def test_a_transcription_s_units_are_ablated_to_a_corpus_analysis_s_means(corpus_run):
+    path = corpus_run / "transcriptions" / "one" / "interventions" / "ablation_summary.parquet"
+    facts = json.loads(pq.read_schema(path).metadata[b"folkrnn_lens.interventions"])
+    assert facts["ablation"]["value"] == "mean"
+    assert facts["ablation"]["means"] == "results/corpus_analysis/real12/unit_means.parquet"
+    assert pd.read_parquet(path)["delta_loss"].abs().max() > 0
 
 
 @pytest.mark.slow
@@ -360,9 +419,19 @@ def test_generated_tunes_and_the_comparison(corpus_run):
 @pytest.mark.slow
 def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
-    target = "results/corpus_analysis/real12/resemblance.parquet"
+    target = "results/corpus_analysis/real12/attribution.parquet"
     run_snakemake(workdir, "-j", "1", target)
-    for table in ("tunes", "resemblance", "summary", "saturation", "aggregate", "winners"):  # same order too
+    tables = (
+        "tunes",
+        "resemblance",
+        "summary",
+        "saturation",
+        "aggregate",
+        "winners",
+        "unit_means",
+        "attribution",
+    )
+    for table in tables:  # same order too
         one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
         two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")
         pd.testing.assert_frame_equal(one, two, check_exact=True)

@@ -1,6 +1,8 @@
 """Interventions against exact identities and independent code: token influence (a plain
 loop over torch.nn.LSTM, one re-read per ablated step) and direct logit attribution."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -249,6 +251,15 @@ def test_unit_ablation_agrees_with_a_plain_loop(model, quantity):
     np.testing.assert_allclose(result.importance[0], expected, atol=1e-5)
 
 
+def test_units_are_held_at_given_corpus_means(model):
+    means = np.linspace(-0.5, 0.5, model.config.n_units)
+    result = ablate_units(model, INPUTS, TARGETS, 1, "c", [[2, 9]], start=3, value="mean", mean=means)
+    expected = clean_minus_plain_ablation(model, "c", [2, 9], 3, means[[2, 9]])
+    np.testing.assert_allclose(result.importance[0], expected, atol=1e-5)
+    with pytest.raises(InterventionError, match=r"\(15,\) unit means: layer 1 has 16 units"):
+        ablate_units(model, INPUTS, TARGETS, 1, "c", [[2]], value="mean", mean=means[:-1])
+
+
 def clean_minus_plain_ablation(model, quantity, units, start, values) -> np.ndarray:
     """log p_t(y_t) clean minus with layer 1's units held, by a numpy loop of the
     equations (docs/specification.md): independent of the batched code."""
@@ -293,3 +304,44 @@ def test_ablating_what_the_model_lacks_is_refused_before_any_computation(model):
         ablate_units(model, INPUTS, TARGETS, 2, "h", [[3]], start=30)
     with pytest.raises(InterventionError, match="quantity 'g_pre' cannot be ablated"):
         ablate_units(model, INPUTS, TARGETS, 2, "g_pre", [[3]])
+
+
+def test_a_pair_s_patching_job_writes_its_tables_and_refuses_two_lengths_by_name(model, tmp_path):
+    """The job behind patch_probe and patch_pair: the tables hold the patches of every
+    layer and step with provenance naming both tunes; tunes of two lengths are refused,
+    naming both files, before the model loads."""
+    import json
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from folkrnn_lens.config import resolve_section
+    from folkrnn_lens.interventions.transcription import METADATA_KEY, patch_transcriptions
+    from folkrnn_lens.model.checkpoint import save_checkpoint
+
+    colours = resolve_section("analysis")["colours"]
+    save_checkpoint(model, tmp_path / "model.safetensors")
+    changed = [*TUNE[:5], "B", *TUNE[6:]]
+    for name, tokens in (("clean", TUNE), ("corrupted", changed), ("short", TUNE[:-1])):
+        inputs, targets = tune_steps(tokens)
+        pd.DataFrame({"input_token": inputs, "output_token": targets}).to_parquet(
+            tmp_path / f"{name}.parquet"
+        )
+    outputs = [tmp_path / name for name in ("patching.parquet", "summary.parquet", "patching.png")]
+    patch = functools.partial(
+        patch_transcriptions, "pair p", tmp_path / "model.safetensors", tmp_path / "clean.parquet"
+    )
+    patch(tmp_path / "corrupted.parquet", *outputs, ["h", "c"], colours, 40, names=("clean", "corrupted"))
+    summary = pd.read_parquet(outputs[1])
+    n, L = len(INPUTS), model.config.n_layers
+    assert len(summary) == (L + 1) * n and outputs[2].stat().st_size > 0
+    facts = json.loads(pq.read_schema(outputs[0]).metadata[METADATA_KEY])
+    assert facts["patching"] == {
+        "states": ["h", "c"],
+        "clean": "clean",
+        "corrupted": "corrupted",
+        "job": "pair p",
+    }
+    refusal = r"pair p: the clean 'clean' \(.*clean.parquet\) has 23 steps and the corrupted 'short' .* 22"
+    with pytest.raises(ValueError, match=refusal):
+        patch(tmp_path / "short.parquet", *outputs, ["h"], colours, 40, names=("clean", "short"))

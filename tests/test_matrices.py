@@ -434,3 +434,13 @@ def test_a_window_of_steps_gives_that_block_of_every_matrix(tmp_path):
     assert (pd.read_parquet(tmp_path / "s.parquet")["n_steps"] == 12).all()
     with pytest.raises(ValueError, match="window of steps 20..39 does not fit a tune of"):
         matrices_in_memory(steps, acts, plan, window=(20, 40))
+
+
+def test_an_influence_matrix_of_other_steps_is_refused_naming_the_file(tmp_path):
+    from folkrnn_lens.matrices.compute import load_influence, save_npz
+
+    path = tmp_path / "influence.npz"
+    save_npz(path, {"influence": np.zeros((5, 5), np.float32)})
+    assert load_influence(path, 5).shape == (5, 5)
+    with pytest.raises(ValueError, match=r"influence.npz: an influence matrix of 5 steps.* has 6"):
+        load_influence(path, 6)

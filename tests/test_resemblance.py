@@ -233,3 +233,33 @@ def test_lazy_gramians_equal_the_eager_ones_and_keep_only_a_few(rng):
     assert len(lazy._cache) == 2
     with pytest.raises(KeyError):
         lazy["L9.h.abs"]
+
+
+def test_the_influence_matrix_is_compared_over_the_pairs_s_before_t(rng):
+    """I is upper triangular: its comparisons use I[s, t] for s < t against G[s, t], so an
+    I equal to a Gramian's upper triangle correlates 1 with it (and its bar null runs);
+    CKA, defined for kernels only, is left undefined; in chunks, the same table."""
+    tokens, bars, acts, settings = tune_gramians(rng)
+    matrices = gramians_of(lambda layer, q: acts[layer, q], tokens, settings)
+    target = matrices["L2.h.abs"]
+    matrices["influence"] = np.triu(target)
+    table = settings.table(matrices, bars, influence=True)
+    rows = table[table["family"] == "influence"].set_index(["a", "b", "shift"])
+    assert len(rows) == len(settings.shifts) + len(settings.layers) * len(settings.quantities)
+    same = rows.loc[("L2.h.abs", "influence", 0)]
+    assert same["pearson"] == pytest.approx(1.0) and same["spearman"] == pytest.approx(1.0)
+    assert np.isnan(same["cka"]) and same["pearson_n_bars"] > 0
+    other = rows.loc[("L1.f.abs", "influence", 0)]
+    expected = stats.pearsonr(off(matrices["L1.f.abs"]), off(target))[0]
+    assert other["pearson"] == pytest.approx(expected)
+    shifted = rows.loc[("influence", "onehot", 1)]
+    n = len(tokens)
+    expected = stats.pearsonr(off(target[: n - 1, : n - 1]), off(matrices["onehot"][1:, 1:]))[0]
+    assert shifted["pearson"] == pytest.approx(expected)
+    lazy = LazyGramians(
+        lambda layer, q: acts[layer, q], tokens, settings, keep=2, given={"influence": np.triu(target)}
+    )
+    chunked = settings.table(
+        lazy, bars, memory_bytes=transient_bytes(n) + 2 * bytes_per_matrix(n), influence=True
+    )
+    pd.testing.assert_frame_equal(chunked, table)

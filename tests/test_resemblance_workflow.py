@@ -55,12 +55,16 @@ def test_resemblance_and_saturation_of_each_transcription(workdir):
     folder = workdir / "results" / "transcriptions" / "tune"
     n_steps = len(pd.read_parquet(folder / "steps.parquet"))
     table = pd.read_parquet(folder / "resemblance.parquet")
-    assert table["family"].value_counts().to_dict() == {"onehot": 8, "layers": 2, "quantities": 2}
+    # I against X^T X at 2 shifts and against 4 Gramians
+    families = {"onehot": 8, "layers": 2, "quantities": 2, "influence": 6}
+    assert table["family"].value_counts().to_dict() == families
     assert (table["transcription"] == "tune").all()
-    assert table["a_layer"].dtype == np.int8
-    assert set(table["a_quantity"]) == {"f", "h"}
-    assert table["cka"].between(-1, 1).all() and table["cka_p_circular"].between(0, 1).all()
-    assert (table.loc[table["shift"] == 0, "cka_n_circular"] == n_steps - 1).all()  # every circular shift
+    assert str(table["a_layer"].dtype) == "Int8"  # null where a is I
+    assert set(table["a_quantity"].dropna()) == {"f", "h"}
+    gramians, influence = table[table["family"] != "influence"], table[table["family"] == "influence"]
+    assert gramians["cka"].between(-1, 1).all() and gramians["cka_p_circular"].between(0, 1).all()
+    assert (gramians.loc[gramians["shift"] == 0, "cka_n_circular"] == n_steps - 1).all()  # every shift
+    assert influence["cka"].isna().all() and influence["pearson_p_circular"].between(0, 1).all()  # no kernel
     saturation = pd.read_parquet(folder / "saturation.parquet")
     assert len(saturation) == 2 * 3 * 16  # layers x gates i, f, o x units
     for figure in ("resemblance", "saturation"):

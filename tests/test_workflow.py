@@ -101,6 +101,15 @@ def test_small_config_runs_end_to_end(tmp_path):
     influence = pd.read_parquet(folder / "reel" / "interventions" / "influence.parquet")
     n = len(steps)
     assert len(influence) == n * (n + 1) // 2 and (influence["t"] >= influence["s"]).all()
+    analysis = folder / "reel"
+    with (
+        np.load(analysis / "matrices.npz") as matrices,
+        np.load(analysis / "interventions" / "influence.npz") as measured,
+    ):
+        np.testing.assert_array_equal(matrices["influence"], measured["influence"])
+    resemblance = pd.read_parquet(analysis / "resemblance.parquet")
+    compared = resemblance[resemblance["family"] == "influence"]
+    assert "onehot" in set(compared["b"]) and compared["pearson"].notna().all()
     facts = read_provenance_of(folder / "gen" / "interventions" / "attribution.parquet")
     assert facts["transcription"] == "gen" and facts["attribution"] == {"top_units": 10}
 
@@ -171,6 +180,22 @@ def test_a_tune_over_the_limits_is_refused_before_any_job_and_a_window_admits_it
     config["transcriptions"]["long"]["window"] = {"start": 3000, "stop": 3010}
     output = failure_before_any_job(make_workdir(tmp_path / "outside", config))
     assert "transcriptions -> long -> window: steps 3000..3009 do not fit the tune's 3003 steps" in output
+
+
+def test_a_patching_pair_is_planned_and_what_cannot_be_intervened_refused_before_any_job(tmp_path):
+    config = tiny_config(tmp_path)
+    (tmp_path / "a.txt").write_text("M:4/4\nK:Cmaj\nC D E F | G A B c |\n")
+    (tmp_path / "b.txt").write_text("M:4/4\nK:Cmaj\nC D E F | G A B d |\n")
+    config["transcriptions"] = {name: {"tokens": str(tmp_path / f"{name}.txt")} for name in ("a", "b")}
+    config["interventions"] = {"patching": {"pairs": {"ab": {"clean": "a", "corrupted": "b"}}}}
+    result = run_snakemake(make_workdir(tmp_path / "pair", config), "-n")
+    assert "rule patch_pair" in result.stdout and "results/patching/ab/patching.parquet" in result.stdout
+    (tmp_path / "b.txt").write_text("M:4/4\nK:Cmaj\nC D E F | G A B |\n")
+    output = failure_before_any_job(make_workdir(tmp_path / "refused", config))
+    assert "pairs -> ab: the clean 'a' has 13 steps and the corrupted 'b' 12" in output
+    config["interventions"] = {"ablation": {"start": 13}}
+    output = failure_before_any_job(make_workdir(tmp_path / "late", config))
+    assert "ablation -> start: step 13 is past the end of transcription 'a' (steps 0..12)" in output
 
 
 def test_a_bad_config_fails_before_any_job_with_the_key_named(tmp_path):

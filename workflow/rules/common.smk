@@ -17,6 +17,8 @@ from folkrnn_lens.config import (
 from folkrnn_lens.tokens.corpus import abc_files, load_transcription, resolve_source
 from folkrnn_lens.cost import check_limits
 from folkrnn_lens.corpus_analysis.part import PART_TABLES
+from folkrnn_lens.corpus_analysis.aggregate import AGGREGATE_TABLES
+from folkrnn_lens.corpus_analysis.aggregate import FIGURES as CORPUS_FIGURES
 from folkrnn_lens.matrices.plan import plan_analysis
 from folkrnn_lens.explorer.index import shown_quantity
 from folkrnn_lens.figures.style import Style
@@ -122,6 +124,9 @@ INTERVENTIONS = config["interventions"]
 INTERVENED = INTERVENTIONS["transcriptions"] or list(config["transcriptions"])
 INTERVENTION_FOLDER = f"{ANALYSIS_FOLDER}/interventions"
 PATCHING_FILES = ("patching.parquet", "patching_summary.parquet", "patching.png")
+PATCHING_PAIRS = (
+    INTERVENTIONS["patching"]["pairs"] if INTERVENTIONS["patching"]["enabled"] else {}
+)
 
 
 def intervention_outputs(name):
@@ -144,11 +149,27 @@ def intervention_outputs(name):
     return outputs
 
 
+def influence_input(wildcards):
+    """The tune's influence.npz, where its matrices and resemblance table take I in."""
+    influence = INTERVENTIONS["influence"]
+    if wildcards.name in INTERVENED and influence["enabled"] and influence["compare"]:
+        return [f"{transcription_dir(wildcards.name)}/interventions/influence.npz"]
+    return []
+
+
 def ablation_corpus(wildcards):
     """The corpus whose unigram mean input replaces an ablated one, if any."""
     influence = INTERVENTIONS["influence"]
     if influence["ablation"] == "mean" and influence["corpus"] is not None:
         return [corpus_tokens(influence["corpus"])]
+    return []
+
+
+def ablation_means(wildcards):
+    """The corpus analysis's unit means that ``value: mean`` holds units at, if any."""
+    ablation = INTERVENTIONS["ablation"]
+    if ablation["value"] == "mean" and ablation["corpus_analysis"] is not None:
+        return [f"{CORPUS_ANALYSIS}/{ablation['corpus_analysis']}/unit_means.parquet"]
     return []
 
 
@@ -310,12 +331,11 @@ def corpus_part_dirs(wildcards):
 
 def corpus_analysis_outputs(analysis):
     folder = f"{CORPUS_ANALYSIS}/{analysis}"
-    tables = [*PART_TABLES, "aggregate", "winners", "unit_saturation"]
-    figures = ["distributions", "winners", "bar_averages", "saturation"]
+    tables = [*PART_TABLES, *AGGREGATE_TABLES]
     return (
         [f"{folder}/{table}.parquet" for table in tables]
         + [f"{folder}/bar_averages.npz"]
-        + [f"{folder}/figures/{figure}.png" for figure in figures]
+        + [f"{folder}/figures/{figure}.png" for figure in CORPUS_FIGURES]
     )
 
 
@@ -342,6 +362,11 @@ def index_inputs():
             *intervention_outputs(name),
         ]
     outputs += probe_outputs()
+    outputs += [
+        f"{RESULTS}/patching/{pair}/{f}"
+        for pair in PATCHING_PAIRS
+        for f in PATCHING_FILES
+    ]
     for corpus in config["corpora"]:
         outputs.append(f"{RESULTS}/corpus/{corpus}/tunes.parquet")
     for analysis in config["corpus_analysis"]:  # corpus_analysis.smk
@@ -354,6 +379,18 @@ def index_inputs():
 # ---- cost: what each transcription's jobs need (folkrnn_lens.cost) ----
 
 
+def read_steps_count(name):
+    """A read transcription's steps (tokens and <s>), known before any job; None for
+    a generated one or an unreadable source (its own job says why)."""
+    spec = config["transcriptions"][name]
+    if "generate" in spec:
+        return None
+    try:
+        return len(load_transcription(spec, name).tokens) + 1
+    except (OSError, ValueError):
+        return None
+
+
 def planned_steps(name):
     """The steps a transcription's analysis will have, known before any job: a read
     tune's tokens (tokenised here, cheaply), a generated one's max_length at most,
@@ -362,9 +399,8 @@ def planned_steps(name):
     if "generate" in spec:
         steps = spec["generate"]["max_length"]
     else:
-        try:
-            steps = len(load_transcription(spec, name).tokens) + 1  # and <s>
-        except (OSError, ValueError):
+        steps = read_steps_count(name)
+        if steps is None:
             return None
     if "window" not in spec:
         return steps
@@ -388,6 +424,39 @@ def transcription_costs():
 
 DEFAULT_STEPS = 1000  # a tune whose length cannot be known yet is costed as this long
 COSTS = transcription_costs()
+
+
+def check_patching_pairs():
+    """Two read transcriptions of different lengths cannot be patched: refused here,
+    before any job (a generated one's length is checked by its patching job)."""
+    for pair, roles in PATCHING_PAIRS.items():
+        counts = {
+            role: read_steps_count(roles[role]) for role in ("clean", "corrupted")
+        }
+        if None not in counts.values() and counts["clean"] != counts["corrupted"]:
+            raise ValueError(
+                f"config error at interventions -> patching -> pairs -> {pair}: the clean "
+                f"{roles['clean']!r} has {counts['clean']} steps and the corrupted "
+                f"{roles['corrupted']!r} {counts['corrupted']}; patching needs two of the same length"
+            )
+
+
+def check_ablation_start():
+    """An ablation from a step past a read tune's end is refused here, before any job."""
+    ablation = INTERVENTIONS["ablation"]
+    if not ablation["enabled"]:
+        return
+    for name in INTERVENED:
+        steps = read_steps_count(name)
+        if steps is not None and ablation["start"] >= steps:
+            raise ValueError(
+                f"config error at interventions -> ablation -> start: step {ablation['start']} is past "
+                f"the end of transcription {name!r} (steps 0..{steps - 1})"
+            )
+
+
+check_patching_pairs()
+check_ablation_start()
 
 
 def cost(stage, resource):

@@ -31,6 +31,7 @@ rule corpus_part:
         spec=lambda wildcards: corpus_analysis(wildcards.analysis),
         settings=lambda wildcards: corpus_settings(wildcards.analysis),
         style=STYLE,  # the bands of the summaries, and the look of tune figures
+        top_units=INTERVENTIONS["attribution"]["top_units"],
         device=config["device"],
         torch_threads=config["torch_threads"],
     script:
@@ -47,7 +48,7 @@ rule corpus_aggregate:
     output:
         tables=[
             f"{CORPUS_ANALYSIS}/{{analysis}}/{table}.parquet"
-            for table in [*PART_TABLES, "aggregate", "winners", "unit_saturation"]
+            for table in [*PART_TABLES, *AGGREGATE_TABLES]
         ],
         bar_averages=f"{CORPUS_ANALYSIS}/{{analysis}}/bar_averages.npz",
         figures=[
@@ -58,7 +59,7 @@ rule corpus_aggregate:
                 subcategory="{analysis}",
                 labels={"analysis": "{analysis}", "figure": figure},
             )
-            for figure in ["distributions", "winners", "bar_averages", "saturation"]
+            for figure in CORPUS_FIGURES
         ],
     log:
         f"{RESULTS}/logs/corpus_analysis/{{analysis}}/aggregate.log",

@@ -76,5 +76,6 @@ rule build_index:
         probes=list(config["probes"]),
         corpus_analyses={a: shown_quantity(s) for a, s in CORPUS_SETTINGS.items()},
         comparisons=[list(pair) for pair in config["corpus_comparisons"]],
+        pairs=PATCHING_PAIRS,
     script:
         "../scripts/build_index.py"

@@ -84,6 +84,7 @@ rule ablate_units:
     input:
         model=model_file(),
         steps=STEPS,
+        means=ablation_means,
     output:
         table=f"{INTERVENTION_FOLDER}/ablation.parquet",
         summary=f"{INTERVENTION_FOLDER}/ablation_summary.parquet",
@@ -120,8 +121,8 @@ rule ablate_units:
 rule patch_probe:
     input:
         model=model_file(),
-        original=rules.probe_tune.output.original_steps,
-        probed=rules.probe_tune.output.probed_steps,
+        clean=rules.probe_tune.output.original_steps,
+        corrupted=rules.probe_tune.output.probed_steps,
     output:
         table=f"{PROBE_FOLDER}/patching.parquet",
         summary=f"{PROBE_FOLDER}/patching_summary.parquet",
@@ -147,10 +148,57 @@ rule patch_probe:
         runtime=15,
         gpu=gpus(),
     params:
+        label=lambda wildcards: f"probe {wildcards.probe}",
+        names=lambda wildcards: ["original", wildcards.probe],
         states=INTERVENTIONS["patching"]["states"],
         colours=config["analysis"]["colours"],
         dpi=config["analysis"]["figures"]["dpi"],
         device=config["device"],
         torch_threads=config["torch_threads"],
     script:
-        "../scripts/patch_probe.py"
+        "../scripts/patch_reads.py"
+
+
+# Two transcriptions of config's interventions.patching.pairs, patched like a probe
+# and its original.
+rule patch_pair:
+    input:
+        model=model_file(),
+        clean=lambda wildcards: f"{transcription_dir(PATCHING_PAIRS[wildcards.pair]['clean'])}/steps.parquet",
+        corrupted=lambda wildcards: f"{transcription_dir(PATCHING_PAIRS[wildcards.pair]['corrupted'])}/steps.parquet",
+    output:
+        table=f"{RESULTS}/patching/{{pair}}/patching.parquet",
+        summary=f"{RESULTS}/patching/{{pair}}/patching_summary.parquet",
+        figure=report(
+            f"{RESULTS}/patching/{{pair}}/patching.png",
+            caption="../report/patching_pair.rst",
+            category="patching",
+            subcategory="{pair}",
+            labels={"figure": "activation patching"},
+        ),
+    log:
+        f"{RESULTS}/logs/patching/pairs/{{pair}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/patching/pairs/{{pair}}.tsv"
+    wildcard_constraints:
+        pair=name_pattern(list(PATCHING_PAIRS)),
+    conda:
+        ENV
+    threads: config["torch_threads"]
+    # as patch_probe: grows as the steps squared
+    resources:
+        mem_mb=2000,
+        runtime=15,
+        gpu=gpus(),
+    params:
+        label=lambda wildcards: f"pair {wildcards.pair}",
+        names=lambda wildcards: [
+            PATCHING_PAIRS[wildcards.pair][role] for role in ("clean", "corrupted")
+        ],
+        states=INTERVENTIONS["patching"]["states"],
+        colours=config["analysis"]["colours"],
+        dpi=config["analysis"]["figures"]["dpi"],
+        device=config["device"],
+        torch_threads=config["torch_threads"],
+    script:
+        "../scripts/patch_reads.py"

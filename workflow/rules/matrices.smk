@@ -5,6 +5,7 @@ rule compute_matrices:
     input:
         steps=STEPS,
         activations=ACTIVATIONS,
+        influence=influence_input,
     output:
         matrices=f"{ANALYSIS_FOLDER}/matrices.npz",
         summary=f"{ANALYSIS_FOLDER}/summary.parquet",

@@ -7,6 +7,7 @@ rule measure_resemblance:
     input:
         steps=STEPS,
         activations=ACTIVATIONS,
+        influence=influence_input,
     output:
         table=f"{ANALYSIS_FOLDER}/resemblance.parquet",
         saturation=f"{ANALYSIS_FOLDER}/saturation.parquet",

@@ -21,6 +21,7 @@ with log_to(snakemake.log[0]):
         out_summary=snakemake.output.summary,
         out_figure=snakemake.output.figure,
         settings=params.settings,
+        means_path=next(iter(snakemake.input.means), None),  # a corpus analysis's unit means, or none
         colours=params.colours,
         dpi=params.dpi,
         device=params.device,

@@ -16,4 +16,5 @@ with log_to(snakemake.log[0]):
         probes=snakemake.params.probes,
         corpus_analyses=snakemake.params.corpus_analyses,
         comparisons=[tuple(pair) for pair in snakemake.params.comparisons],
+        pairs=snakemake.params.pairs,
     )

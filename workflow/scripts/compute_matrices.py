@@ -21,4 +21,5 @@ with log_to(snakemake.log[0]):
         plan=snakemake.params.plan,
         summary_html=snakemake.output.table,
         window=snakemake.params.window,
+        influence_path=next(iter(snakemake.input.influence), None),  # one file, or none
     )

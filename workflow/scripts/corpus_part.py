@@ -27,4 +27,5 @@ with log_to(snakemake.log[0]):
         device=snakemake.params.device,
         threads=snakemake.params.torch_threads,
         name=snakemake.wildcards.analysis,
+        top_units=snakemake.params.top_units,
     )

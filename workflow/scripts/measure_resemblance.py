@@ -24,4 +24,5 @@ with log_to(snakemake.log[0]):
         recorded_quantities=snakemake.params.quantities,
         dpi=snakemake.params.dpi,
         window=snakemake.params.window,
+        influence_path=next(iter(snakemake.input.influence), None),  # one file, or none
     )

@@ -150,6 +150,14 @@ def check_references(config: dict) -> None:
     interventions = config.get("interventions", {})
     for name in interventions.get("transcriptions") or []:
         check("interventions -> transcriptions", name, config["transcriptions"], "transcriptions")
+    for pair, settings in interventions.get("patching", {}).get("pairs", {}).items():
+        for role in ("clean", "corrupted"):
+            where = f"interventions -> patching -> pairs -> {pair} -> {role}"
+            check(where, settings[role], config["transcriptions"], "transcriptions")
+    ablation = interventions.get("ablation", {})
+    if ablation.get("corpus_analysis") is not None:
+        where = "interventions -> ablation -> corpus_analysis"
+        check(where, ablation["corpus_analysis"], analyses, "corpus analyses")
     influence = interventions.get("influence", {})
     if influence.get("corpus") is not None:
         check("interventions -> influence -> corpus", influence["corpus"], corpora, "corpora")
@@ -165,6 +173,7 @@ class _ModelFacts:
     label: str
     n_layers: int | None
     vocab: frozenset[str] | None
+    n_units: int | None = None
 
 
 def check_feasible(config: dict) -> None:
@@ -178,6 +187,19 @@ def check_feasible(config: dict) -> None:
     for where, layers in _layer_lists(config):
         _check_layers(where, layers, model)
     _check_ablation(config.get("interventions", {}).get("influence", {}), model)
+    _check_units(config.get("interventions", {}).get("ablation", {}), model)
+
+
+def _check_units(ablation: dict, model: _ModelFacts) -> None:
+    """The units an ablation lists, against the model's units per layer."""
+    if model.n_units is None:
+        return
+    for unit in ablation.get("units") or []:
+        if unit >= model.n_units:
+            raise ConfigError(
+                f"config error at interventions -> ablation -> units: unit {unit} does not exist: the "
+                f"model ({model.label}) has units 0..{model.n_units - 1} per layer"
+            )
 
 
 def _check_ablation(influence: dict, model: _ModelFacts) -> None:
@@ -196,7 +218,8 @@ def _model_facts(model: dict) -> _ModelFacts:
     file = model["file"]
     if file == "untrained":
         n_layers = model.get("untrained", {}).get("n_layers", 3)
-        return _ModelFacts(f"untrained, n_layers: {n_layers}", n_layers, None)
+        n_units = model.get("untrained", {}).get("n_units", 512)
+        return _ModelFacts(f"untrained, n_layers: {n_layers}", n_layers, None, n_units)
     if not file.endswith(".safetensors") or not Path(file).is_file():
         # a pickle's vocabulary and layers cost a full unpickling; a missing file may be
         # a training run's output, not made yet
@@ -212,7 +235,8 @@ def _model_facts(model: dict) -> _ModelFacts:
         header = checkpoint_header(file)
     except (CheckpointError, SafetensorError, OSError) as error:
         raise ConfigError(f"config error at model -> file: cannot read {file}: {error}") from None
-    return _ModelFacts(file, header["config"]["n_layers"], frozenset(header["vocab"]))
+    facts = header["config"]
+    return _ModelFacts(file, facts["n_layers"], frozenset(header["vocab"]), facts.get("n_units"))
 
 
 def _generations(config: dict):

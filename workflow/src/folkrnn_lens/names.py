@@ -18,6 +18,8 @@ name                   kind        entry (s, t)
 ``L3.h.abs``           magnitude   |cos| of the angle between h_s and h_t of layer 3
 ``L3.h.signed``        signed      cos of that angle
 ``L2.i_x_o``           cross       cos of the angle between i_s and o_t of layer 2
+``influence``          (none)      I[s, t], the change in step t's log-probability of
+                                   its next token when step s's input is ablated
 =====================  ==========  ===================================================
 
 This module imports nothing, so stages that only read tables do not pay for torch.
@@ -41,6 +43,9 @@ GRAMIAN_KINDS = {"abs": "magnitude", "signed": "signed"}
 """A Gramian's suffix in a name (config's ``gramians``) and its kind."""
 
 ONEHOT, SOFTMAX = "onehot", "softmax_l1"
+INFLUENCE = "influence"
+"""The token influence matrix (interventions); upper triangular, so not a Gramian, but
+compared with them over the pairs s < t."""
 
 _QUANTITY = "|".join(sorted(QUANTITIES, key=len, reverse=True))  # g_pre before g
 _LAYER_MATRIX = re.compile(rf"^L(\d+)\.(?:({_QUANTITY})\.(abs|signed)|({_QUANTITY})_x_({_QUANTITY}))$")
@@ -111,7 +116,9 @@ def matrix_kind(name: str) -> str:
 
 def gramian_layer_quantity(name: str) -> tuple[int | None, str | None]:
     """(layer, quantity) of a Gramian's name (``L2.h.abs`` -> (2, 'h')); (None, None)
-    for ``onehot``, what a resemblance comparison sets Gramians against."""
+    for ``onehot`` and ``influence``, what a resemblance comparison sets Gramians against."""
+    if name == INFLUENCE:
+        return None, None
     parsed = parse_matrix_name(name)
     if parsed.kind not in ("onehot", "magnitude", "signed"):
         raise ValueError(f"not a Gramian's name: {name!r} (expected e.g. 'L2.h.abs' or 'onehot')")

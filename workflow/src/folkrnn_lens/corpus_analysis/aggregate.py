@@ -2,8 +2,10 @@
 memory at a time) and their accumulators added up; per comparison, the
 distribution over the tunes (``aggregate.parquet``), which layer resembles X^T X
 most in how many tunes (``winners.parquet``), per-unit saturation over every step
-(``unit_saturation.parquet``), the bar-aligned average matrices, their figures;
-and two analyses set against each other (Mann-Whitney, Holm-adjusted).
+(``unit_saturation.parquet``), each unit's mean of every quantity
+(``unit_means.parquet``), the top layer's direct logit attribution by type of the
+token that came next (``attribution.parquet``), the bar-aligned average matrices,
+their figures; and two analyses set against each other (Mann-Whitney, Holm-adjusted).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from folkrnn_lens.corpus_analysis.measures import unfixed
 from folkrnn_lens.corpus_analysis.part import PART_TABLES
-from folkrnn_lens.names import GATES
+from folkrnn_lens.names import GATES, QUANTITIES
 from folkrnn_lens.resemblance.settings import Settings
 from folkrnn_lens.resemblance.statistics import holm, ranks
 from folkrnn_lens.resemblance.transcription import layers_and_quantities
+from folkrnn_lens.tokens.format import TOKEN_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,12 @@ def combine_parts(part_dirs: list[str | Path], out_dir: str | Path) -> None:
                 if key != "matrix_names":
                     total[key] = total[key] + value
     np.savez(out_dir / "accumulators.npz", **total)
+
+
+def _provenance(path: str | Path) -> dict:
+    """The facts a part wrote into its tables' metadata (key ``folkrnn_lens``)."""
+    metadata = pq.read_schema(path).metadata or {}
+    return json.loads(metadata.get(b"folkrnn_lens", b"{}"))
 
 
 def _without_part(schema: pa.Schema) -> pa.Schema:
@@ -143,6 +153,52 @@ def unit_saturation(accumulators: dict, layers: list[int]) -> pd.DataFrame:
                 )
             )
     return pd.concat(frames, ignore_index=True)
+
+
+AGGREGATE_TABLES = ("aggregate", "winners", "unit_saturation", "unit_means", "attribution")
+"""The tables the aggregate writes beside the parts' (``<name>.parquet``)."""
+
+FIGURES = ("distributions", "winners", "bar_averages", "saturation", "attribution")
+"""The figures of a corpus analysis (``figures/<name>.png``)."""
+
+
+def unit_means(accumulators: dict) -> pd.DataFrame:
+    """One row per (layer, quantity, unit): the unit's mean over every step of every
+    tune analysed, what unit ablation holds a unit at with ``value: mean`` over a corpus."""
+    sums = unfixed(accumulators["unit_sums"])  # (L, Q, H)
+    steps = int(accumulators["unit_steps"][0])
+    L, Q, H = sums.shape
+    return pd.DataFrame(
+        {
+            "layer": np.repeat(np.arange(1, L + 1), Q * H).astype(np.int8),
+            "quantity": np.tile(np.repeat(QUANTITIES[:Q], H), L),
+            "unit": np.tile(np.arange(H), L * Q).astype(np.int16),
+            "mean": (sums / max(steps, 1)).ravel(),
+            "n_steps": np.int64(steps),
+        }
+    )
+
+
+def corpus_attribution(accumulators: dict, top_units: int) -> pd.DataFrame:
+    """One row per (top-layer unit, type of the token that came next): over the steps
+    predicting that type, the unit's mean direct push h_t[j] W_out[j, y_t] on its
+    logit, how often it was among the ``top_units`` pushing it most, and that share."""
+    sums = unfixed(accumulators["attribution_sums"])  # (types, H)
+    top, steps = accumulators["attribution_top"], accumulators["attribution_steps"]
+    T, H = sums.shape
+    per_type = np.repeat(steps, H)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame(
+            {
+                "unit": np.tile(np.arange(H), T).astype(np.int16),
+                "token_type": np.repeat(TOKEN_TYPES[:T], H),
+                "n_steps": per_type.astype(np.int64),
+                "mean_contribution": np.where(per_type > 0, sums.ravel() / per_type, np.nan),
+                "n_top": top.ravel().astype(np.int64),
+                "share_top": np.where(per_type > 0, top.ravel() / per_type, np.nan),
+                "top_units": np.int16(top_units),
+            }
+        )
 
 
 def bar_averages(accumulators: dict) -> dict[str, np.ndarray]:
@@ -237,6 +293,10 @@ def corpus_aggregate(
         accumulators = {key: arrays[key] for key in arrays.files}
     units = unit_saturation(accumulators, list(settings.layers))
     units.to_parquet(out_dir / "unit_saturation.parquet", index=False)
+    unit_means(accumulators).to_parquet(out_dir / "unit_means.parquet", index=False)
+    top_units = int(_provenance(out_dir / "tunes.parquet").get("attribution_top_units", 10))
+    attribution = corpus_attribution(accumulators, top_units)
+    attribution.to_parquet(out_dir / "attribution.parquet", index=False)
     averages = bar_averages(accumulators)
     np.savez(out_dir / "bar_averages.npz", **averages)
     figures = out_dir / "figures"
@@ -246,6 +306,7 @@ def corpus_aggregate(
     corpus_figures.winners(winners, settings, figures / "winners.png", title)
     corpus_figures.bar_averages(averages, figures / "bar_averages.png", title)
     corpus_figures.saturation(units, accumulators["unit_steps"][0], figures / "saturation.png", title)
+    corpus_figures.attribution(attribution, figures / "attribution.png", title)
     log.info("%s: %d comparisons aggregated over %d tunes", name, len(aggregate), len(tunes))
 
 

@@ -8,6 +8,8 @@
   the tunes bar by bar (bar i against bar j);
 - ``saturation``: every unit's share of the corpus's steps left- and
   right-saturated, per layer (Karpathy, Johnson & Fei-Fei 2015);
+- ``attribution``: the top-layer units that most often push the logit of the token
+  that came next, by its type (pitch, duration, bar line, other);
 - ``comparison``: two corpus analyses side by side (e.g. generated and real).
 
 Layers, gates and statistics look as in a transcription's figures (``palette``).
@@ -165,6 +167,39 @@ def saturation(units: pd.DataFrame, n_steps: int, path, title: str) -> None:
             ax.set_ylabel("fraction right-saturated (> high)")
             ax.legend(title="gate", fontsize=8, markerscale=2)
     fig.suptitle(f"{title}\ngate saturation of every unit over {n_steps} steps", fontsize=9)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def attribution(table: pd.DataFrame, path, title: str, shown: int = 24) -> None:
+    """The ``shown`` units most often among the top pushers of the next token (over all
+    types): per type of that token, how often (left, share of its steps) and how hard
+    (right, mean h_t[j] W_out[j, y_t])."""
+    from folkrnn_lens.palette import DIVERGING
+
+    totals = table.groupby("unit")["n_top"].sum().sort_values(ascending=False, kind="stable")
+    units = totals.index[:shown].tolist()
+    types = list(dict.fromkeys(table["token_type"]))
+    share = table.pivot(index="unit", columns="token_type", values="share_top").loc[units, types]
+    mean = table.pivot(index="unit", columns="token_type", values="mean_contribution").loc[units, types]
+    steps = table.groupby("token_type", sort=False)["n_steps"].first().loc[types]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 0.24 * len(units) + 2.0), sharey=True)
+    image = left.imshow(share.to_numpy(), cmap="Greys", vmin=0, aspect="auto")
+    fig.colorbar(image, ax=left, fraction=0.05, pad=0.02).set_label("share of the type's steps", fontsize=8)
+    limit = float(np.nanmax(np.abs(mean.to_numpy()))) if len(units) else 1.0
+    image = right.imshow(mean.to_numpy(), cmap=DIVERGING, vmin=-limit, vmax=limit, aspect="auto")
+    fig.colorbar(image, ax=right, fraction=0.05, pad=0.02).set_label("mean push on the logit", fontsize=8)
+    labels = [f"{kind}\n({steps[kind]:,} steps)" for kind in types]
+    top = int(table["top_units"].iloc[0])
+    for ax, what in ((left, f"among the top {top} pushers"), (right, "mean push")):
+        ax.set_xticks(range(len(types)), labels, fontsize=8)
+        ax.set_title(what, fontsize=9)
+    left.set_yticks(range(len(units)), [f"unit {unit}" for unit in units], fontsize=7)
+    fig.suptitle(
+        f"{title}\nwhich top-layer units push the logit of the token that came next, by its type "
+        "(direct logit attribution h_t[j] W_out[j, y_t])",
+        fontsize=9,
+    )
     fig.tight_layout()
     _save(fig, path)
 

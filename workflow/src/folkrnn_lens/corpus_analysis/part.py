@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from folkrnn_lens.corpus_analysis.measures import Accumulators, TuneResult, analyse_capture
+from folkrnn_lens.corpus_analysis.measures import Accumulators, Readout, TuneResult, analyse_capture
 from folkrnn_lens.corpus_analysis.tunes import TuneSpec, plan_batches, select_tunes
 from folkrnn_lens.names import gramian_name
 from folkrnn_lens.resemblance.comparisons import resemblance_table
@@ -167,9 +167,11 @@ def analyse_part(
     out_dir: str | Path,
     metadata: dict,
     figure_style=None,
+    top_units: int = 10,
 ) -> dict:
     """Run one part's batches of tunes through ``model`` and stream its tables into
-    ``out_dir``; with a ``figure_style``, also a figure per tune in ``out_dir/figures``."""
+    ``out_dir``; with a ``figure_style``, also a figure per tune in ``out_dir/figures``;
+    ``top_units``: how many units a step's direct logit attribution counts."""
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)  # empty without tune figures
     streams = _Streams({name: out_dir / f"{name}.parquet" for name in PART_TABLES}, metadata)
@@ -181,7 +183,9 @@ def analyse_part(
             if "h" in settings.quantities
         ],
     ]
-    accumulators = Accumulators(settings, bar_names, max_bars, model.config.n_units)
+    readout = Readout.of(model, top_units)
+    units, layers = model.config.n_units, model.config.n_layers
+    accumulators = Accumulators(settings, bar_names, max_bars, units, layers, readout)
     counts = {"ok": 0, "failed": 0}
     started = time.perf_counter()
     pending = []
@@ -264,6 +268,7 @@ def corpus_part(
     device: str = "cpu",
     threads: int = 1,
     name: str = "",
+    top_units: int = 10,
 ) -> dict:
     """One job of a corpus analysis: its part of the tunes, through the model (and,
     where the analysis asks for ``tune_figures``, a figure per tune). ``style``
@@ -289,6 +294,7 @@ def corpus_part(
         "settings": asdict(settings),
         "saturation": asdict(settings.saturation),
         "torch_threads": threads,
+        "attribution_top_units": top_units,
     }
     count = sum(map(len, batches))
     log.info("%s part %d of %d: %d of %d tunes", name, part + 1, spec["jobs"], count, len(tunes))
@@ -305,4 +311,5 @@ def corpus_part(
         out_dir,
         metadata,
         figure_style,
+        top_units,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from folkrnn_lens.corpus_analysis.aggregate import FIGURES as CORPUS_FIGURES
 from folkrnn_lens.names import gramian_name, parse_matrix_name
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,10 @@ def _table_html(table: pd.DataFrame, identifier: str) -> str:
     )
 
 
+FIGURE_TABLES = {"saturation": "unit_saturation", "attribution": "attribution"}
+"""The table behind a corpus figure, where it is not ``aggregate``."""
+
+
 def build_index(
     out_path: str | Path,
     results: str | Path,
@@ -136,9 +141,11 @@ def build_index(
     probes: list[str],
     corpus_analyses: dict[str, dict],
     comparisons: list[tuple[str, str]],
+    pairs: dict[str, dict] | None = None,
 ) -> Path:
     """``results/index.html``. ``corpus_analyses`` maps each analysis to
-    ``{"statistics": [...], "quantity": "h", "gramian": "abs"}``, what its table shows."""
+    ``{"statistics": [...], "quantity": "h", "gramian": "abs"}``, what its table shows;
+    ``pairs`` each patched pair to its ``clean`` and ``corrupted`` transcriptions."""
     page, results = Path(out_path), Path(results)
     parts = [f"<h1>folkrnn-lens: {len(transcriptions)} transcriptions</h1>"]
     parts.append("<h2>Transcriptions</h2><div class='cards'>")
@@ -156,14 +163,24 @@ def build_index(
             ]
             parts.append(_card(page, probe, folder / "difference.png", links))
         parts.append("</div>")
+    if pairs:
+        parts.append("<h2>Activation patching of pairs</h2><div class='cards'>")
+        for pair, roles in pairs.items():
+            folder = results / "patching" / pair
+            links = [
+                (folder / "patching.png", "figure"),
+                (folder / "patching_summary.parquet", "summary"),
+                (folder / "patching.parquet", "table"),
+            ]
+            title = f"{pair}: {roles['corrupted']} patched from {roles['clean']}"
+            parts.append(_card(page, title, folder / "patching.png", links))
+        parts.append("</div>")
     for analysis, shown in corpus_analyses.items():
         folder = results / "corpus_analysis" / analysis
         parts.append(f"<h2>Corpus analysis {escape(analysis)}</h2><div class='cards'>")
-        for figure in ("distributions", "winners", "bar_averages", "saturation"):
-            links = [
-                (folder / "figures" / f"{figure}.png", "figure"),
-                (folder / "aggregate.parquet", "aggregate"),
-            ]
+        for figure in CORPUS_FIGURES:
+            table = FIGURE_TABLES.get(figure, "aggregate")
+            links = [(folder / "figures" / f"{figure}.png", "figure"), (folder / f"{table}.parquet", table)]
             parts.append(_card(page, figure, folder / "figures" / f"{figure}.png", links))
         parts.append("</div>")
         tunes = pd.read_parquet(folder / "tunes.parquet")

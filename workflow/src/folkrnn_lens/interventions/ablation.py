@@ -2,8 +2,9 @@
 
 The tune is read again with chosen units of one layer's quantity (h, c or a gate: i,
 f, g, o) held at a value from a chosen step on: zero, or the unit's mean over the tune
-(its clean read). A *sweep* ablates every unit of the layer one at a time, one batch row
-per unit; a *set* ablates a list of units (or the whole layer) together, in one row.
+(its clean read) or over a corpus (``mean``, e.g. a corpus analysis's unit means). A
+*sweep* ablates every unit of the layer one at a time, one batch row per unit; a *set*
+ablates a list of units (or the whole layer) together, in one row.
 At every step the change in the log-probability of the token that came next is
 recorded,
 
@@ -75,17 +76,25 @@ def ablate_units(
     start: int = 0,
     value: str = "zero",
     chunk: int = 512,
+    mean: np.ndarray | None = None,
 ) -> UnitAblation:
     """Each row of ``rows`` (a list of units of layer ``layer`` counted from 0) ablated
-    from step ``start`` on; batches of ``chunk`` rows, each read after the clean read."""
+    from step ``start`` on; batches of ``chunk`` rows, each read after the clean read.
+    ``value`` ``mean`` holds each unit at ``mean[unit]`` where given (a corpus's), else
+    at its mean over the tune."""
     started = time.perf_counter()
     n = len(inputs)
     _check(model, layer, quantity, rows, start, n, value)
+    if mean is not None and np.shape(mean) != (model.config.n_units,):
+        units = model.config.n_units
+        raise InterventionError(f"{np.shape(mean)} unit means: layer {layer} has {units} units")
     device = model.W_out.device
     idx = torch.tensor(model.encode(list(inputs)), device=device)
     target_idx = torch.tensor(model.encode(list(targets)), device=device)
     clean = _clean_read(model, idx, target_idx, layer, quantity)
     held = clean["mean"] if value == "mean" else torch.zeros_like(clean["mean"])
+    if value == "mean" and mean is not None:
+        held = torch.as_tensor(mean, dtype=held.dtype, device=held.device)
     importance = np.zeros((len(rows), n))
     for first in range(0, len(rows), chunk):
         part = rows[first : first + chunk]

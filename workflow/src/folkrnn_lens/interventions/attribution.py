@@ -32,6 +32,16 @@ class Attribution:
     summary: pd.DataFrame  # unit, token_type, n_steps, mean_contribution, n_top
 
 
+def contributions(h_top: np.ndarray, W_out: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """(n, H) float64: h_t[j] W_out[j, k_t], unit j's push on the logit of token k_t at step t."""
+    return np.asarray(h_top, np.float64) * np.asarray(W_out, np.float64)[:, tokens].T
+
+
+def top_units(contribution: np.ndarray, top: int) -> np.ndarray:
+    """(n, top): the units that push most at each step, largest first (ties: lower unit)."""
+    return np.argsort(-contribution, axis=1, kind="stable")[:, :top]
+
+
 def logit_attribution(model, h_top: np.ndarray, targets: list[str], top: int = 10) -> Attribution:
     """The attribution of a tune's top-layer states h_top (n, H) to its model's output
     layer; ``targets[t]``: the token that came after step t; ``top`` units per step."""
@@ -45,8 +55,8 @@ def logit_attribution(model, h_top: np.ndarray, targets: list[str], top: int = 1
     likeliest = np.argmax(logits, axis=1)
     frames = []
     for of, tokens in zip(OF, (target, likeliest)):
-        contribution = h * W[:, tokens].T  # (n, H): h_t[j] W_out[j, k_t]
-        units = np.argsort(-contribution, axis=1, kind="stable")[:, :top]
+        contribution = contributions(h, W, tokens)
+        units = top_units(contribution, top)
         words = [vocab[k] for k in tokens]
         frames.append(
             pd.DataFrame(
@@ -63,7 +73,7 @@ def logit_attribution(model, h_top: np.ndarray, targets: list[str], top: int = 1
             )
         )
     table = pd.concat(frames, ignore_index=True)
-    summary = summarise(h * W[:, target].T, [token_type(vocab[k]) for k in target], table)
+    summary = summarise(contributions(h, W, target), [token_type(vocab[k]) for k in target], table)
     return Attribution(target, likeliest, logits[steps, target], logits[steps, likeliest], table, summary)
 
 

@@ -152,9 +152,12 @@ def draw_attribution(
     return save_figure(figure, path)
 
 
-def draw_patching(summary, tokens: list[str], changed: list[int], title: str, path, colours: dict, dpi: int):
+def draw_patching(
+    summary, tokens: list[str], changed: list[int], title: str, names: tuple[str, str], path, colours, dpi
+):
     """The share of the clean prediction each patch restores: rows the patched layer
-    (and every layer), columns the patched step, with bar lines and the changed steps."""
+    (and every layer), columns the patched step, with bar lines and the changed steps;
+    ``names``: the clean and the corrupted tune."""
     layers = sorted(set(summary["layer"]) - {0}) + [0]
     n = len(tokens)
     grid = np.full((len(layers), n), np.nan)
@@ -163,10 +166,10 @@ def draw_patching(summary, tokens: list[str], changed: list[int], title: str, pa
         grid[row, part["s"].to_numpy()] = part["restored"].to_numpy()
     width = float(np.clip(n * 0.06, 7.0, 14.0)) + 1.6
     subtitle = (
-        f"{title}. The probe read again with the original's state patched in at one layer and step (and at "
-        "every layer): the share of the original's log-probability of each next token it restores over "
+        f"{title}. {names[1]} read again with {names[0]}'s state patched in at one layer and step (and at "
+        f"every layer): the share of {names[0]}'s log-probability of each next token it restores over "
         "the steps after the patch (1: all, 0: none; grey: nothing to restore). Lines at bar tokens; "
-        "the changed steps are marked."
+        "the steps where the two differ are marked."
     )
     height = titles_inches(subtitle, width) + 0.5 * len(layers) + 1.3
     figure = new_figure(width, height, dpi)

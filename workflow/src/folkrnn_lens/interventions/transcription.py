@@ -142,42 +142,61 @@ def attribute_logits(
     return attribution
 
 
-def patch_probe(
-    probe: str,
+def patch_transcriptions(
+    label: str,
     model_path: str | Path,
-    original_steps: str | Path,
-    probed_steps: str | Path,
+    clean_steps: str | Path,
+    corrupted_steps: str | Path,
     out_table: str | Path,
     out_summary: str | Path,
     out_figure: str | Path,
     states: list[str],
     colours: dict,
     dpi: int,
+    names: tuple[str, str],
     device: str = "cpu",
     threads: int = 1,
 ):
-    """The rule patch_probe: the probe (corrupted) read with the original's (clean)
-    states patched in at every layer and step; ``patching.parquet`` (one row per patch
-    and later step), ``patching_summary.parquet`` (one row per patch) and the figure."""
+    """The rules patch_probe and patch_pair: the corrupted tune (a probe, or a pair's
+    ``corrupted``) read with the clean one's states patched in at every layer and step;
+    ``patching.parquet`` (one row per patch and later step), ``patching_summary.parquet``
+    (one row per patch) and the figure. ``label`` names the job in messages and the
+    figure (``probe x``, ``pair y``), ``names`` the clean and corrupted tunes."""
     from folkrnn_lens.interventions.figures import draw_patching
     from folkrnn_lens.interventions.patching import activation_patching, patching_tables
     from folkrnn_lens.model.checkpoint import load_model_on
 
-    clean, targets = read_steps(original_steps)
-    corrupted, _ = read_steps(probed_steps)
+    clean, targets = read_steps(clean_steps)
+    corrupted, _ = read_steps(corrupted_steps)
+    if len(clean) != len(corrupted):  # before the model loads
+        raise ValueError(
+            f"{label}: the clean {names[0]!r} ({clean_steps}) has {len(clean)} steps and the corrupted "
+            f"{names[1]!r} ({corrupted_steps}) {len(corrupted)}; patching needs two of the same length"
+        )
     model = load_model_on(model_path, device, threads)
     try:
         result = activation_patching(model, clean, corrupted, targets, tuple(states))
     except ValueError as error:
-        raise ValueError(f"probe {probe!r} ({probed_steps}): {error}") from error
+        raise ValueError(f"{label} ({corrupted_steps}): {error}") from error
     long, summary = patching_tables(result, targets)
-    metadata = _metadata(probe, model_path, {"patching": {"states": list(states), "clean": "original"}})
+    settings = {"states": list(states), "clean": names[0], "corrupted": names[1], "job": label}
+    metadata = _metadata(names[1], model_path, {"patching": settings})
     write_parquet(long, out_table, metadata)
     write_parquet(summary, out_summary, metadata)
     changed = [t for t, (a, b) in enumerate(zip(clean, corrupted)) if a != b]
-    draw_patching(summary, corrupted, changed, f"probe {probe}", out_figure, colours, dpi)
-    log.info("probe %s: patching of %d steps: %s", probe, len(clean), out_table)
+    draw_patching(summary, corrupted, changed, label, names, out_figure, colours, dpi)
+    log.info("%s: patching of %d steps: %s", label, len(clean), out_table)
     return result
+
+
+def corpus_means(path: str | Path, layer: int, quantity: str) -> np.ndarray:
+    """Each unit's mean of one layer's quantity over a corpus analysis's steps, from its
+    ``unit_means.parquet``, in unit order."""
+    means = pd.read_parquet(path)
+    chosen = means[(means["layer"] == layer) & (means["quantity"] == quantity)].sort_values("unit")
+    if chosen.empty:
+        raise ValueError(f"{path}: no unit means of layer {layer}'s {quantity}")
+    return chosen["mean"].to_numpy()
 
 
 def ablate_transcription(
@@ -190,13 +209,16 @@ def ablate_transcription(
     settings: dict,
     colours: dict,
     dpi: int,
+    means_path: str | Path | None = None,
     device: str = "cpu",
     threads: int = 1,
 ):
     """The rule ablate_units: config's ``interventions.ablation`` on one transcription:
     for each of its ``layers``, every unit of ``quantity`` alone (``units`` null) or
     ``units`` together; ``ablation.parquet`` (per ablation and step),
-    ``ablation_summary.parquet`` (per ablation) and the figure."""
+    ``ablation_summary.parquet`` (per ablation) and the figure. With ``means_path`` (a
+    corpus analysis's ``unit_means.parquet``), ``value: mean`` holds units at their
+    means over that corpus rather than over the tune."""
     from folkrnn_lens.interventions.ablation import ablate_units, ablation_tables, sweep_rows
     from folkrnn_lens.interventions.figures import draw_ablation
     from folkrnn_lens.model.checkpoint import load_model_on
@@ -209,14 +231,16 @@ def ablate_transcription(
     for layer in settings["layers"] or [model.config.n_layers]:
         try:
             quantity, start, value = settings["quantity"], settings["start"], settings["value"]
-            result = ablate_units(model, inputs, targets, layer, quantity, rows, start, value)
+            mean = corpus_means(means_path, layer, quantity) if means_path else None
+            result = ablate_units(model, inputs, targets, layer, quantity, rows, start, value, mean=mean)
         except ValueError as error:
             raise ValueError(f"transcription {name!r}: interventions -> ablation: {error}") from error
         long, summary = ablation_tables(result, targets)
         results.append(result)
         longs.append(long)
         summaries.append(summary)
-    metadata = _metadata(name, model_path, {"ablation": dict(settings)})
+    recorded = {**settings, "means": None if means_path is None else str(means_path)}
+    metadata = _metadata(name, model_path, {"ablation": recorded})
     write_parquet(pd.concat(longs, ignore_index=True), out_table, metadata)
     write_parquet(pd.concat(summaries, ignore_index=True), out_summary, metadata)
     draw_ablation(results, summaries, inputs, out_figure, colours, dpi)

@@ -3,7 +3,9 @@ transcription into ``matrices.npz`` and its summary table of band counts, each
 matrix computed, counted and written before the next (bounded memory).
 
 Matrix names (``folkrnn_lens.names``) are the keys of ``matrices.npz``, the rows of
-the summary table, and the figures' file names and titles.
+the summary table, and the figures' file names and titles. Where the tune's token
+influence was measured (interventions), ``matrices.npz`` holds it too, as
+``influence`` (I[s, t], rows s; not banded, so not in the summary).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from folkrnn_lens.matrices.maths import (
     softmax_l1_distances,
 )
 from folkrnn_lens.matrices.plan import MatrixSpec, Plan
+from folkrnn_lens.names import INFLUENCE
 from folkrnn_lens.parquet import write_parquet
 
 log = logging.getLogger(__name__)
@@ -179,6 +182,19 @@ class NpzWriter:
         self.archive.close()
 
 
+def load_influence(path: str | Path, n_steps: int) -> np.ndarray:
+    """The influence matrix I of an ``influence.npz``, of ``n_steps`` steps (else an
+    error naming the file: an influence of other steps than the matrices')."""
+    with np.load(path, allow_pickle=False) as npz:
+        influence = npz[INFLUENCE]
+    if influence.shape != (n_steps, n_steps):
+        raise ValueError(
+            f"{path}: an influence matrix of {influence.shape[0]} steps, but this analysis has {n_steps} "
+            "(its window or steps table differs)"
+        )
+    return influence
+
+
 def save_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Like ``np.savez``, with NpzWriter's stable bytes."""
     with NpzWriter(path) as npz:
@@ -218,11 +234,12 @@ def compute_matrices(
     plan: Plan,
     summary_html: str | Path | None = None,
     window: tuple[int, int] | None = None,
+    influence_path: str | Path | None = None,
 ) -> Plan:
     """The matrices stage of one transcription: ``matrices.npz`` and its summary,
     each matrix of ``plan`` (plan.plan_analysis) computed, counted and written before
     the next (bounded memory); of the steps start..stop-1 only, where a ``window`` is
-    given."""
+    given; with ``influence_path``, the influence matrix I too."""
     for note in plan.skipped:
         log.info("%s: skipped %s", name, note)
     tokens, bars, _ = load_steps(steps_path, False, window)
@@ -241,6 +258,8 @@ def compute_matrices(
                 len(plan.matrices),
                 eta(started, done, len(plan.matrices)),
             )
+        if influence_path is not None:
+            npz.write(INFLUENCE, load_influence(influence_path, n))
         npz.write("tokens", np.asarray(tokens, dtype=str))
         npz.write("bars", bars)
         npz.write("steps", window_steps(steps_path, window))

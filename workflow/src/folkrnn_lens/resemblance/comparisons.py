@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from folkrnn_lens.names import gramian_name
+from folkrnn_lens.names import INFLUENCE, ONEHOT, gramian_name
 from folkrnn_lens.resemblance.statistics import (
     STATISTICS,
     TestResult,
@@ -34,6 +34,10 @@ from folkrnn_lens.resemblance.statistics import (
 FAMILIES = ("onehot", "layers", "quantities")
 """Against X^T X (at each shift); one quantity across layers; one layer across quantities."""
 
+INFLUENCE_FAMILY = "influence"
+"""The token influence matrix I against X^T X (at each shift) and each Gramian: made where
+the tune's influence was measured (config's ``interventions.influence.compare``)."""
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -51,9 +55,12 @@ def plan_comparisons(
     gramian: str,
     shifts: list[int],
     families: list[str] = FAMILIES,
+    influence: bool = False,
 ) -> list[Comparison]:
     """Every Gramian against X^T X at each shift; each quantity's Gramians across
-    pairs of layers; each layer's Gramians across pairs of quantities."""
+    pairs of layers; each layer's Gramians across pairs of quantities; and, with
+    ``influence``, I against X^T X at each shift (I[s, t] against x_{s+shift} .
+    x_{t+shift}) and every Gramian against I (G[s, t] against I[s, t])."""
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise ValueError(f"unknown comparison families {sorted(unknown)}; expected some of {FAMILIES}")
@@ -79,6 +86,11 @@ def plan_comparisons(
             for layer in layers
             for k, qa in enumerate(quantities)
             for qb in quantities[k + 1 :]
+        ]
+    if influence:
+        comparisons += [Comparison(INFLUENCE_FAMILY, INFLUENCE, ONEHOT, shift) for shift in shifts]
+        comparisons += [
+            Comparison(INFLUENCE_FAMILY, name[layer, q], INFLUENCE) for layer in layers for q in quantities
         ]
     return comparisons
 
@@ -277,7 +289,9 @@ def resemblance_table(
         windows = _Windows(matrices)  # one statistic's cache at a time: memory for long tunes
         observed = np.full(len(comparisons), np.nan)
         circular, bar = [_UNTESTED] * len(comparisons), [_UNTESTED] * len(comparisons)
-        for k, (shift, rows) in enumerate(chunks):
+        for k, (shift, chunk) in enumerate(chunks):
+            rows = [r for r in chunk if statistic_applies(name, comparisons[r])]
+            progress(len(chunk) - len(rows), f"{name}, shift {shift}")
             group = [comparisons[r] for r in rows]
             group_observed, group_circular = _observed_and_circular(
                 windows, name, group, shift, n, circular_shifts
@@ -313,6 +327,13 @@ def resemblance_table(
 
 
 _UNTESTED = TestResult(float("nan"), float("nan"), 0, float("nan"))
+
+
+def statistic_applies(statistic: str, comparison: Comparison) -> bool:
+    """CKA compares kernels (positive semi-definite Gramians); the influence matrix is
+    not one, so its CKA is left undefined (NaN) rather than computed on a non-kernel."""
+    return not (statistic == "cka" and INFLUENCE in (comparison.a, comparison.b))
+
 
 MEMORY_BYTES = 2 << 30
 """What one tune's comparisons may hold at once, by default: all of a 1,000-step

@@ -61,8 +61,9 @@ def attainability_note(table: pd.DataFrame, settings) -> str:
 
 
 def resemblance_sections(table: pd.DataFrame, settings) -> list[dict]:
-    """The panels' rows: one section per shift against X^T X (rows: layers), and one
-    across layers (rows: pairs of layers); columns: quantities."""
+    """The panels' rows: one section per shift against X^T X (rows: layers), one
+    across layers (rows: pairs of layers), and one against the influence matrix I
+    (rows: layers); columns: quantities."""
     sections = []
     onehot = table[table["family"] == "onehot"]
     for shift in settings.shifts:
@@ -90,7 +91,33 @@ def resemblance_sections(table: pd.DataFrame, settings) -> list[dict]:
                 "key": lambda row: (int(row.a_layer), int(row.b_layer)),
             }
         )
+    influence = table[table["family"] == "influence"]
+    gramians = influence[influence["a_layer"].notna()]
+    if len(gramians):
+        onehot = influence[influence["a_layer"].isna()]
+        sections.append(
+            {
+                "title": "vs token influence I",
+                "title_of": lambda statistic: _influence_title(onehot, statistic),
+                "rows": gramians,
+                "keys": [(layer,) for layer in settings.layers],
+                "labels": [f"layer {layer}" for layer in settings.layers],
+                "key": lambda row: (int(row.a_layer),),
+            }
+        )
     return sections
+
+
+def _influence_title(onehot: pd.DataFrame, statistic: str) -> str:
+    """The panel title of the Gramians against I, with X^T X against I at each shift."""
+    values = [
+        f"{getattr(row, statistic):.2f} (shift {row.shift})"
+        for row in onehot.itertuples()
+        if np.isfinite(getattr(row, statistic))
+    ]
+    if statistic == "cka":
+        return "vs token influence I: not a kernel, so no CKA"
+    return "vs token influence I" + (f"; X^T X vs I: {', '.join(values)}" if values else "")
 
 
 def _grid(section: dict, quantities: list[str], statistic: str, p_column: str | None):
@@ -134,7 +161,8 @@ def draw_resemblance(
     figure = new_figure(width, height, dpi)
     draw_titles(
         figure,
-        f"{name} · resemblance of the {gramian} Gramians with X^T X and across layers",
+        f"{name} · resemblance of the {gramian} Gramians with X^T X and across layers"
+        + (" and with the token influence I" if (table["family"] == "influence").any() else ""),
         subtitle,
         width,
     )
@@ -177,7 +205,8 @@ def draw_resemblance(
             ax.set_xticks(range(len(quantities)), quantities, fontsize=8)
             ax.set_yticks(range(len(section["labels"])), section["labels"], fontsize=8)
             ax.tick_params(length=0)
-            ax.set_title(f"{STATISTIC_LABELS.get(statistic, statistic)}\n{section['title']}", fontsize=8.5)
+            title = section["title_of"](statistic) if "title_of" in section else section["title"]
+            ax.set_title(f"{STATISTIC_LABELS.get(statistic, statistic)}\n{title}", fontsize=8.5)
     cax = figure.add_axes((1 - 0.95 / width, bottom / height + 0.1, 0.18 / width, 0.6))
     colourbar = figure.colorbar(image, cax=cax)
     colourbar.set_label("statistic (−1 … 1; grey: undefined)", fontsize=8)

@@ -64,18 +64,31 @@ class Settings:
         fields["saturation"] = _saturation(merged["saturation"])
         return cls(**fields)
 
-    def comparisons(self) -> list[Comparison]:
+    def comparisons(self, influence: bool = False) -> list[Comparison]:
+        """What one tune's table compares; with ``influence``, I as well."""
         return plan_comparisons(
-            list(self.layers), list(self.quantities), self.gramian, list(self.shifts), list(self.families)
+            list(self.layers),
+            list(self.quantities),
+            self.gramian,
+            list(self.shifts),
+            list(self.families),
+            influence,
         )
 
     def table(
-        self, matrices, bars: np.ndarray, memory_bytes: int | None = None, progress=None
+        self,
+        matrices,
+        bars: np.ndarray,
+        memory_bytes: int | None = None,
+        progress=None,
+        influence: bool = False,
     ) -> pd.DataFrame:
+        """The resemblance table of one tune; ``matrices`` holds ``influence`` too where
+        ``influence`` is asked for."""
         return resemblance_table(
             matrices,
             bars,
-            self.comparisons(),
+            self.comparisons(influence),
             list(self.statistics),
             self.circular_shifts,
             self.bar_permutations,
@@ -110,19 +123,32 @@ def gramians_of(activation, tokens: list[str], settings: Settings, dtype=np.floa
 class LazyGramians(Mapping):
     """X^T X and the Gramians of ``settings`` by name, like gramians_of, but each
     computed when first asked for and only the most recent ``keep`` kept: a long
-    tune's Gramians do not fit in memory together."""
+    tune's Gramians do not fit in memory together. ``given`` matrices (the influence
+    matrix) are held as they are."""
 
-    def __init__(self, activation, tokens: list[str], settings: Settings, keep: int, dtype=np.float64):
+    def __init__(
+        self,
+        activation,
+        tokens: list[str],
+        settings: Settings,
+        keep: int,
+        dtype=np.float64,
+        given: dict[str, np.ndarray] | None = None,
+    ):
         self.activation, self.tokens, self.settings, self.dtype = activation, tokens, settings, dtype
         self.keep = max(1, keep)
+        self.given = dict(given or {})
         self.names = ["onehot"] + [
             gramian_name(layer, quantity, settings.gramian)
             for layer in settings.layers
             for quantity in settings.quantities
         ]
+        self.names += list(self.given)
         self._cache: dict[str, np.ndarray] = {}
 
     def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.given:
+            return self.given[name]
         if name in self._cache:
             self._cache[name] = self._cache.pop(name)  # most recently used last
             return self._cache[name]

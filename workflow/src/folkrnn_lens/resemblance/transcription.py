@@ -5,7 +5,7 @@ unit (``saturation.saturation_table``), both as Parquet, and their figures.
 ``resemblance.parquet`` is the table of ``resemblance.resemblance_table`` with the
 transcription's name and the parts of the two matrix names: ``a_layer`` and
 ``a_quantity`` of ``a`` (``L2.h.abs`` -> 2, h), ``b_layer`` and ``b_quantity`` of
-``b`` (both null where ``b`` is ``onehot``). Its Parquet metadata holds the settings
+``b`` (null where the matrix is ``onehot`` or ``influence``). Its Parquet metadata holds the settings
 (key ``folkrnn_lens.resemblance``) and the provenance of the activations (key
 ``folkrnn_lens``, as ``tables.read_provenance`` reads it).
 """
@@ -18,13 +18,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
 from folkrnn_lens.activations.tables import METADATA_KEY, load_activations, load_steps, read_provenance
 from folkrnn_lens.logs import Progress
-from folkrnn_lens.names import GATES, gramian_layer_quantity
+from folkrnn_lens.matrices.compute import load_influence
+from folkrnn_lens.names import GATES, INFLUENCE, gramian_layer_quantity
 from folkrnn_lens.parquet import write_parquet
 from folkrnn_lens.resemblance.comparisons import matrices_per_chunk
 from folkrnn_lens.resemblance.saturation import saturation_table
@@ -54,7 +54,7 @@ def with_layers_and_quantities(table: pd.DataFrame, transcription: str) -> pd.Da
     b = [gramian_layer_quantity(name) for name in table["b"]]
     columns = pd.DataFrame(
         {
-            "a_layer": np.array([layer for layer, _ in a], np.int8),
+            "a_layer": pd.array([layer for layer, _ in a], dtype="Int8"),
             "a_quantity": pd.array([quantity for _, quantity in a], dtype=object),
             "b_layer": pd.array([layer for layer, _ in b], dtype="Int8"),
             "b_quantity": pd.array([quantity for _, quantity in b], dtype=object),
@@ -90,9 +90,11 @@ def measure_resemblance(
     recorded_quantities: list[str],
     dpi: int,
     window: tuple[int, int] | None = None,
+    influence_path: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both tables of one transcription, and their figures (where paths are given); of
-    the steps start..stop-1 only, where a ``window`` is given."""
+    the steps start..stop-1 only, where a ``window`` is given. With ``influence_path``
+    (the tune's ``influence.npz``, of the same window), the table compares I too."""
     from folkrnn_lens.resemblance.figures import draw_resemblance, draw_saturation
 
     started = time.perf_counter()
@@ -103,16 +105,19 @@ def measure_resemblance(
     loaded = load_activations(activations_path, compared | set(gates), window)
 
     keep = matrices_per_chunk(len(tokens))
-    matrices = LazyGramians(lambda layer, q: loaded[layer, q], tokens, settings, keep)
+    given = {INFLUENCE: load_influence(influence_path, len(tokens))} if influence_path else {}
+    matrices = LazyGramians(lambda layer, q: loaded[layer, q], tokens, settings, keep, given=given)
 
-    total = len(settings.comparisons()) * len(settings.statistics)
+    with_influence = bool(given)
+    total = len(settings.comparisons(with_influence)) * len(settings.statistics)
     progress = Progress(log, f"{name}: comparisons (statistic x comparison) of {len(tokens)} steps", total)
-    table = with_layers_and_quantities(settings.table(matrices, bars, progress=progress.advance), name)
+    table = settings.table(matrices, bars, progress=progress.advance, influence=with_influence)
+    table = with_layers_and_quantities(table, name)
     saturation = saturation_table({pair: loaded[pair] for pair in gates}, low, high)
     saturation.insert(0, "transcription", name)
     computed = time.perf_counter() - started
 
-    recorded = {"transcription": name, **asdict(settings)}
+    recorded = {"transcription": name, **asdict(settings), "influence": with_influence}
     if window is not None:
         recorded["window"] = list(window)
     metadata = {SETTINGS_KEY: json.dumps(recorded).encode()}
