@@ -1,4 +1,5 @@
-# folkrnn-lens: ABC -> tokens -> activations -> matrices -> figures.
+# folkrnn-lens: ABC -> tokens -> activations -> matrices, resemblance, interventions,
+# features -> figures, explorer pages, summaries.
 # This file is the table of contents; each stage lives in workflow/rules/.
 from snakemake.utils import min_version
 
@@ -19,6 +20,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/matrices.smk"
 include: "workflow/rules/resemblance.smk"
 include: "workflow/rules/interventions.smk"
+include: "workflow/rules/features.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/corpus_analysis.smk"
 include: "workflow/rules/explorer.smk"

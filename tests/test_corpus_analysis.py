@@ -20,7 +20,7 @@ from folkrnn_lens.corpus_analysis.aggregate import (
     mann_whitney,
 )
 from folkrnn_lens.corpus_analysis.measures import _bar_matrix
-from folkrnn_lens.corpus_analysis.part import analyse_part
+from folkrnn_lens.corpus_analysis.part import PART_TABLES, analyse_part
 from folkrnn_lens.corpus_analysis.tunes import TuneSpec, plan_batches, read_batches, select_tunes
 from folkrnn_lens.matrices.maths import magnitude_gramian, onehot_gramian
 from folkrnn_lens.resemblance.comparisons import (
@@ -377,6 +377,9 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
     assert len(units) == 3 * 3 * 16 and units["frac_below"].between(0, 1).all()
     with np.load(folder / "bar_averages.npz") as arrays:
         assert arrays["onehot"].shape == (32, 32) and arrays["n_tunes"][0, 0] == 12
+    features = pd.read_parquet(folder / "features.parquet")
+    assert len(features) == tunes["n_steps"].sum() and features["tune_id"].is_monotonic_increasing
+    assert features.groupby("tune_id")["step"].first().eq(0).all()
     means = pd.read_parquet(folder / "unit_means.parquet")
     assert len(means) == 3 * 7 * 16 and (means["n_steps"] == tunes["n_steps"].sum()).all()
     attribution = pd.read_parquet(folder / "attribution.parquet")
@@ -421,16 +424,7 @@ def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
     target = "results/corpus_analysis/real12/attribution.parquet"
     run_snakemake(workdir, "-j", "1", target)
-    tables = (
-        "tunes",
-        "resemblance",
-        "summary",
-        "saturation",
-        "aggregate",
-        "winners",
-        "unit_means",
-        "attribution",
-    )
+    tables = (*PART_TABLES, "aggregate", "winners", "unit_means", "attribution")
     for table in tables:  # same order too
         one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
         two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")

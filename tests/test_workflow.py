@@ -101,6 +101,10 @@ def test_small_config_runs_end_to_end(tmp_path):
     influence = pd.read_parquet(folder / "reel" / "interventions" / "influence.parquet")
     n = len(steps)
     assert len(influence) == n * (n + 1) // 2 and (influence["t"] >= influence["s"]).all()
+    features = pd.read_parquet(folder / "reel" / "features.parquet")
+    assert features["input_token"].tolist() == steps["input_token"].tolist()
+    assert features["next_token"].tolist() == steps["output_token"].tolist()
+    assert features["bar_phase"].dropna().between(0, 1, inclusive="left").all()
     analysis = folder / "reel"
     with (
         np.load(analysis / "matrices.npz") as matrices,

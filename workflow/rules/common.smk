@@ -357,6 +357,7 @@ def index_inputs():
             f"{folder}/tokens.txt",
             f"{folder}/steps.parquet",
             f"{folder}/activations.parquet",
+            f"{folder}/features.parquet",
             *analysis_outputs(folder),
             *resemblance_outputs(folder),
             *intervention_outputs(name),

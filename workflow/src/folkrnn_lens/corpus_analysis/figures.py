@@ -192,7 +192,7 @@ def attribution(table: pd.DataFrame, path, title: str, shown: int = 24) -> None:
     labels = [f"{kind}\n({steps[kind]:,} steps)" for kind in types]
     top = int(table["top_units"].iloc[0])
     for ax, what in ((left, f"among the top {top} pushers"), (right, "mean push")):
-        ax.set_xticks(range(len(types)), labels, fontsize=8)
+        ax.set_xticks(range(len(types)), labels, fontsize=7)
         ax.set_title(what, fontsize=9)
     left.set_yticks(range(len(units)), [f"unit {unit}" for unit in units], fontsize=7)
     fig.suptitle(

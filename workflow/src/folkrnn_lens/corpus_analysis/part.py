@@ -13,6 +13,8 @@ Nothing per step is written: a part leaves
 - ``summary.parquet``: one row per (tune, matrix): band counts, as the part-9 summary;
 - ``saturation.parquet``: one row per (tune, layer, gate): mean fractions of
   steps below and above the thresholds, and of units mostly saturated;
+- ``features.parquet``: one row per (tune, step): the step's musical features
+  (``features.steps``), the one per-step table, small beside the activations;
 - ``accumulators.npz``: sums that add up across parts: per-unit saturation
   counts and the bar-aligned matrices (``bar_matrices``).
 
@@ -35,14 +37,15 @@ import pyarrow.parquet as pq
 
 from folkrnn_lens.corpus_analysis.measures import Accumulators, Readout, TuneResult, analyse_capture
 from folkrnn_lens.corpus_analysis.tunes import TuneSpec, plan_batches, select_tunes
+from folkrnn_lens.features.steps import step_features
 from folkrnn_lens.names import gramian_name
 from folkrnn_lens.resemblance.comparisons import resemblance_table
 from folkrnn_lens.resemblance.settings import Settings
-from folkrnn_lens.tokens.format import END
+from folkrnn_lens.tokens.format import END, START
 
 log = logging.getLogger(__name__)
 
-PART_TABLES = ("tunes", "resemblance", "summary", "saturation")
+PART_TABLES = ("tunes", "resemblance", "summary", "saturation", "features")
 """The tables each part writes (``<name>.parquet``), and the aggregate concatenates."""
 
 # ---- one part ---------------------------------------------------------------------
@@ -207,6 +210,7 @@ def analyse_part(
         resemblance.insert(0, "tune_id", np.int32(tune.tune_id))
         pending.append(
             {
+                "features": _features(tune, capture),
                 "tunes": pd.DataFrame([_tune_row(tune, "ok", "", capture, result.bars)]),
                 "resemblance": resemblance,
                 "summary": pd.DataFrame(result.summary).assign(**_identity(tune, len(result.summary))),
@@ -226,9 +230,22 @@ def analyse_part(
     return counts
 
 
+def _features(tune: TuneSpec, capture) -> pd.DataFrame | None:
+    """The tune's step features with its identity in front; None, with a warning
+    naming the tune, where its tokens cannot be read as music."""
+    try:
+        features = step_features(list(capture.input_tokens))
+    except ValueError as error:
+        log.warning("tune %d (%s): no features: %s", tune.tune_id, tune.title, error)
+        return None
+    for column, value in reversed(list(_identity(tune, len(features)).items())):
+        features.insert(0, column, value)
+    return features
+
+
 def _flush(streams: _Streams, pending: list[dict]) -> None:
     for name in PART_TABLES:
-        frames = [p[name] for p in pending if name in p]
+        frames = [p[name] for p in pending if p.get(name) is not None]
         if frames:
             frame = pd.concat(frames, ignore_index=True)
             if name == "tunes":
@@ -245,7 +262,9 @@ def _empty_schemas(settings: Settings) -> dict[str, pa.Schema]:
     gates = [("layer", pa.int64()), ("gate", pa.string())]
     fractions = [("mean_frac_below", pa.float64()), ("mean_frac_above", pa.float64())]
     units = [("units_mostly_below", pa.int64()), ("units_mostly_above", pa.int64())]
+    features = step_features([START, "M:4/4", "K:Cmaj", "C", "|"]).head(0)
     return {
+        "features": pa.schema(identity + list(pa.Schema.from_pandas(features, preserve_index=False))),
         "tunes": TUNES_SCHEMA,
         "resemblance": pa.schema(identity + list(pa.Schema.from_pandas(no_rows, preserve_index=False))),
         "summary": pa.schema([("matrix", pa.string()), ("kind", pa.string())] + counts + identity),

@@ -1,0 +1,1 @@
+"""The musical features of each step, read off the tokens (features.parquet)."""
