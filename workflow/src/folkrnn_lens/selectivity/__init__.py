@@ -1,0 +1,1 @@
+"""What the units encode: selectivity of every unit for the musical features."""
