@@ -106,7 +106,8 @@ def test_only_layer_three_hidden_state_gives_only_that(tmp_path):
     listed = run_snakemake(workdir, "--summary").stdout.splitlines()
     files = {line.split("\t")[0] for line in listed[1:] if "/transcriptions/tune/" in line}
     folder = "results/transcriptions/tune"
-    expected = {"tokens.txt", "steps.parquet", "activations.parquet", "matrices.npz", "summary.parquet"}
+    expected = {"tokens.txt", "steps.parquet", "features.parquet", "activations.parquet", "matrices.npz"}
+    expected |= {"summary.parquet"}
     expected |= {"summary.html", "figures/L3.h.abs.png", "figures/L3.h.signed.png"}
     # resemblance (on by default): h of layer 3 against X^T X; no gate recorded for saturation
     expected |= {"resemblance.parquet", "saturation.parquet"}

@@ -342,7 +342,8 @@ def corpus_config(jobs: int) -> dict:
                 "tunes": {"corpus": "small", "sample": 12, "seed": 1}, "jobs": jobs, "batch_steps": 1024
             },
             "gen5": {"tunes": {"generate": {"count": 5, "seed": 7, "max_length": 60}}, "jobs": 1,
-                     "tune_figures": True, "resemblance": {"saturation": {"low": 0.3}}},
+                     "tune_figures": True, "resemblance": {"saturation": {"low": 0.3}},
+                     "selectivity": {"enabled": False}},
         },
         "corpus_comparisons": [["real12", "gen5"]],
         "interventions": {"ablation": {"value": "mean", "corpus_analysis": "real12"}},
@@ -387,7 +388,14 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
         len(attribution) == 4 * 16
         and attribution.groupby("token_type")["n_steps"].first().sum() == tunes["n_steps"].sum()
     )
-    for figure in ("distributions", "winners", "bar_averages", "saturation", "attribution"):
+    selectivity = pd.read_parquet(folder / "selectivity.parquet")
+    assert len(selectivity) == 3 * 2 * 5 * 16  # layers x quantities h, c x features x units
+    assert (
+        selectivity["p_value"].between(0, 1).all() and (selectivity["p_bh"] >= selectivity["p_value"]).all()
+    )
+    summary = pd.read_parquet(folder / "selectivity_summary.parquet")
+    assert (summary["n_selective"] <= summary["n_units"]).all() and len(summary) == 3 * 2 * 5
+    for figure in ("distributions", "winners", "bar_averages", "saturation", "attribution", "selectivity"):
         image = np.asarray(Image.open(folder / "figures" / f"{figure}.png").convert("L"))
         assert image.shape[0] > 200 and image.std() > 5, figure
     assert (corpus_run / "logs" / "corpus_analysis" / "real12" / "part_1.log").exists()
@@ -408,6 +416,7 @@ def test_generated_tunes_and_the_comparison(corpus_run):
     tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
     assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["origin"] == "generated").all()
     assert (tunes["n_steps"] <= 60).all()
+    assert pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "selectivity.parquet").empty
     figures = sorted((corpus_run / "corpus_analysis" / "gen5" / "parts" / "0" / "figures").glob("*.png"))
     assert [f.name for f in figures] == [f"{k}.png" for k in range(5)]
     image = np.asarray(Image.open(figures[0]).convert("L"))
@@ -424,7 +433,7 @@ def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
     target = "results/corpus_analysis/real12/attribution.parquet"
     run_snakemake(workdir, "-j", "1", target)
-    tables = (*PART_TABLES, "aggregate", "winners", "unit_means", "attribution")
+    tables = (*PART_TABLES, "aggregate", "winners", "unit_means", "attribution", "selectivity")
     for table in tables:  # same order too
         one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
         two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")

@@ -76,6 +76,7 @@ rule corpus_aggregate:
         part_dirs=corpus_part_dirs,
         folder=f"{CORPUS_ANALYSIS}/{{analysis}}",
         settings=lambda wildcards: corpus_settings(wildcards.analysis),
+        selectivity=lambda wildcards: corpus_analysis(wildcards.analysis)["selectivity"],
     script:
         "../scripts/corpus_aggregate.py"
 

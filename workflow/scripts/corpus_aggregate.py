@@ -17,4 +17,5 @@ with log_to(snakemake.log[0]):
         out_dir=snakemake.params.folder,
         settings=snakemake.params.settings,
         name=snakemake.wildcards.analysis,
+        selectivity=snakemake.params.selectivity,
     )

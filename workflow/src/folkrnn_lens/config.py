@@ -287,6 +287,8 @@ def _layer_lists(config: dict):
     for name, analysis in config.get("corpus_analysis", {}).items():
         if "layers" in analysis.get("resemblance", {}):
             yield f"corpus_analysis -> {name} -> resemblance -> layers", analysis["resemblance"]["layers"]
+        if analysis.get("selectivity", {}).get("layers"):
+            yield f"corpus_analysis -> {name} -> selectivity -> layers", analysis["selectivity"]["layers"]
 
 
 def _check_layers(where: str, layers: list[int], model: _ModelFacts) -> None:

@@ -26,6 +26,8 @@ from folkrnn_lens.names import GATES, QUANTITIES
 from folkrnn_lens.resemblance.settings import Settings
 from folkrnn_lens.resemblance.statistics import holm, ranks
 from folkrnn_lens.resemblance.transcription import layers_and_quantities
+from folkrnn_lens.selectivity.corpus import Plan as SelectivityPlan
+from folkrnn_lens.selectivity.corpus import from_arrays, selectivity_summary, selectivity_table
 from folkrnn_lens.tokens.format import TOKEN_TYPES
 
 log = logging.getLogger(__name__)
@@ -155,10 +157,18 @@ def unit_saturation(accumulators: dict, layers: list[int]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-AGGREGATE_TABLES = ("aggregate", "winners", "unit_saturation", "unit_means", "attribution")
+AGGREGATE_TABLES = (
+    "aggregate",
+    "winners",
+    "unit_saturation",
+    "unit_means",
+    "attribution",
+    "selectivity",
+    "selectivity_summary",
+)
 """The tables the aggregate writes beside the parts' (``<name>.parquet``)."""
 
-FIGURES = ("distributions", "winners", "bar_averages", "saturation", "attribution")
+FIGURES = ("distributions", "winners", "bar_averages", "saturation", "attribution", "selectivity")
 """The figures of a corpus analysis (``figures/<name>.png``)."""
 
 
@@ -199,6 +209,14 @@ def corpus_attribution(accumulators: dict, top_units: int) -> pd.DataFrame:
                 "top_units": np.int16(top_units),
             }
         )
+
+
+def _no_selectivity() -> pd.DataFrame:
+    """The selectivity table of an analysis that measures none: its columns, no rows."""
+    columns = {"layer": np.int8, "quantity": object, "feature": object, "unit": np.int16, "statistic": object,
+               "value": float, "null_mean": float, "p_value": float, "p_bh": float, "selective": bool,
+               "n_steps": np.int64}  # fmt: skip
+    return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
 
 
 def bar_averages(accumulators: dict) -> dict[str, np.ndarray]:
@@ -270,7 +288,11 @@ def compare_corpora(
 
 
 def corpus_aggregate(
-    part_dirs: list[str | Path], out_dir: str | Path, settings: Settings, name: str = ""
+    part_dirs: list[str | Path],
+    out_dir: str | Path,
+    settings: Settings,
+    name: str = "",
+    selectivity: dict | None = None,
 ) -> None:
     """Combine the parts of a corpus analysis and write its aggregate tables and figures."""
     from folkrnn_lens.corpus_analysis import figures as corpus_figures
@@ -307,6 +329,14 @@ def corpus_aggregate(
     corpus_figures.bar_averages(averages, figures / "bar_averages.png", title)
     corpus_figures.saturation(units, accumulators["unit_steps"][0], figures / "saturation.png", title)
     corpus_figures.attribution(attribution, figures / "attribution.png", title)
+    units = int(accumulators["unit_sums"].shape[-1])
+    plan = SelectivityPlan.from_config(selectivity or {"enabled": False}, accumulators["unit_sums"].shape[0])
+    selective = (
+        selectivity_table(from_arrays(accumulators, plan, units), plan.fdr) if plan else _no_selectivity()
+    )
+    selective.to_parquet(out_dir / "selectivity.parquet", index=False)
+    selectivity_summary(selective).to_parquet(out_dir / "selectivity_summary.parquet", index=False)
+    corpus_figures.selectivity(selective, figures / "selectivity.png", title)
     log.info("%s: %d comparisons aggregated over %d tunes", name, len(aggregate), len(tunes))
 
 

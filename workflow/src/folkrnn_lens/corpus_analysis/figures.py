@@ -10,6 +10,8 @@
   right-saturated, per layer (Karpathy, Johnson & Fei-Fei 2015);
 - ``attribution``: the top-layer units that most often push the logit of the token
   that came next, by its type (pitch, duration, bar line, other);
+- ``selectivity``: per layer and quantity, every unit's selectivity for each musical
+  feature (eta squared, or the bar phase's R^2), the units not selected at the FDR faint;
 - ``comparison``: two corpus analyses side by side (e.g. generated and real).
 
 Layers, gates and statistics look as in a transcription's figures (``palette``).
@@ -201,6 +203,50 @@ def attribution(table: pd.DataFrame, path, title: str, shown: int = 24) -> None:
         fontsize=9,
     )
     fig.tight_layout()
+    _save(fig, path)
+
+
+def selectivity(table: pd.DataFrame, path, title: str) -> None:
+    """Rows: quantities; columns: layers; in each panel the features (rows) by the
+    units (columns, ordered by their largest statistic), the units selected at the FDR
+    in full colour, the others faint; each feature's count of selected units."""
+    if table.empty:
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(0.5, 0.5, f"{title}\nno unit selectivity measured (selectivity: {{enabled: false}})",
+                 ha="center", va="center", fontsize=9)  # fmt: skip
+        _save(fig, path)
+        return
+    layers, quantities = sorted(table["layer"].unique()), list(dict.fromkeys(table["quantity"]))
+    features = list(dict.fromkeys(table["feature"]))
+    size = (4.6 * len(layers) + 1.2, (0.3 * len(features) + 1.0) * len(quantities) + 1.0)
+    fig, axes = plt.subplots(len(quantities), len(layers), figsize=size, squeeze=False, layout="constrained")
+    limit = float(table["value"].max()) or 1.0
+    for r, quantity in enumerate(quantities):
+        for c, layer in enumerate(layers):
+            ax = axes[r, c]
+            part = table[(table["layer"] == layer) & (table["quantity"] == quantity)]
+            values = part.pivot(index="feature", columns="unit", values="value").loc[features]
+            chosen = part.pivot(index="feature", columns="unit", values="selective").loc[features]
+            order = np.argsort(-values.max(axis=0).to_numpy(), kind="stable")
+            shown, picked = values.to_numpy()[:, order], chosen.to_numpy()[:, order].astype(bool)
+            image = ax.imshow(
+                shown, cmap="viridis", vmin=0, vmax=limit, aspect="auto", interpolation="nearest"
+            )
+            faint = np.where(picked, np.nan, 0.0)  # a white veil over the units not selected
+            ax.imshow(
+                faint, cmap="Greys", vmin=0, vmax=1.4, alpha=0.75, aspect="auto", interpolation="nearest"
+            )
+            counts = picked.sum(axis=1)
+            ax.set_yticks(range(len(features)), [f"{f} ({n})" for f, n in zip(features, counts)], fontsize=7)
+            ax.set_xlabel("units, by their largest statistic", fontsize=7)
+            ax.set_title(f"layer {layer}, {quantity}", fontsize=9)
+            ax.tick_params(labelsize=6.5)
+    fig.colorbar(image, ax=axes, fraction=0.02, pad=0.01).set_label("eta² / R² of the bar phase", fontsize=8)
+    fig.suptitle(
+        f"{title}\nunit selectivity: the share of each unit's variance each feature explains; faint: not "
+        "selected at the FDR against shuffles within tunes; (n): units selected",
+        fontsize=9,
+    )
     _save(fig, path)
 
 

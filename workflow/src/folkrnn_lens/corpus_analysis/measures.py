@@ -112,9 +112,11 @@ class Accumulators:
             self.attribution_sums[k] += fixed(pushes[chosen].sum(axis=0))
             np.add.at(self.attribution_top[k], leaders[chosen].ravel(), 1)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, more: dict[str, np.ndarray] | None = None) -> None:
+        """Every sum to ``path``, with ``more`` arrays (the selectivity's) beside them."""
         np.savez(
             path,
+            **(more or {}),
             matrix_names=np.array(self.matrix_names),
             unit_below=self.unit_below,
             unit_above=self.unit_above,

@@ -41,6 +41,8 @@ from folkrnn_lens.features.steps import step_features
 from folkrnn_lens.names import gramian_name
 from folkrnn_lens.resemblance.comparisons import resemblance_table
 from folkrnn_lens.resemblance.settings import Settings
+from folkrnn_lens.selectivity.corpus import Plan as SelectivityPlan
+from folkrnn_lens.selectivity.corpus import add_tune, new_sums, to_arrays
 from folkrnn_lens.tokens.format import END, START
 
 log = logging.getLogger(__name__)
@@ -171,10 +173,12 @@ def analyse_part(
     metadata: dict,
     figure_style=None,
     top_units: int = 10,
+    selectivity: SelectivityPlan | None = None,
 ) -> dict:
     """Run one part's batches of tunes through ``model`` and stream its tables into
     ``out_dir``; with a ``figure_style``, also a figure per tune in ``out_dir/figures``;
-    ``top_units``: how many units a step's direct logit attribution counts."""
+    ``top_units``: how many units a step's direct logit attribution counts;
+    ``selectivity``: the units' selectivity sums to add up (none: no sums)."""
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)  # empty without tune figures
     streams = _Streams({name: out_dir / f"{name}.parquet" for name in PART_TABLES}, metadata)
@@ -189,6 +193,7 @@ def analyse_part(
     readout = Readout.of(model, top_units)
     units, layers = model.config.n_units, model.config.n_layers
     accumulators = Accumulators(settings, bar_names, max_bars, units, layers, readout)
+    selective = {} if selectivity is None else new_sums(selectivity, units)
     counts = {"ok": 0, "failed": 0}
     started = time.perf_counter()
     pending = []
@@ -208,9 +213,12 @@ def analyse_part(
         resemblance.insert(0, "title", tune.title)
         resemblance.insert(0, "origin", tune.origin)
         resemblance.insert(0, "tune_id", np.int32(tune.tune_id))
+        features = _features(tune, capture)
+        if selective and features is not None:
+            add_tune(selective, selectivity, tune.tune_id, capture, features)
         pending.append(
             {
-                "features": _features(tune, capture),
+                "features": features,
                 "tunes": pd.DataFrame([_tune_row(tune, "ok", "", capture, result.bars)]),
                 "resemblance": resemblance,
                 "summary": pd.DataFrame(result.summary).assign(**_identity(tune, len(result.summary))),
@@ -224,7 +232,7 @@ def analyse_part(
             _flush(streams, pending)
     _flush(streams, pending)
     streams.close(_empty_schemas(settings))
-    accumulators.save(out_dir / "accumulators.npz")
+    accumulators.save(out_dir / "accumulators.npz", to_arrays(selective))
     seconds = time.perf_counter() - started
     log.info("%d tunes analysed, %d failed, in %.1f s", counts["ok"], counts["failed"], seconds)
     return counts
@@ -331,4 +339,5 @@ def corpus_part(
         metadata,
         figure_style,
         top_units,
+        SelectivityPlan.from_config(spec["selectivity"], model.config.n_layers),
     )
