@@ -172,9 +172,15 @@ def test_the_front_page_links_what_exists(tmp_path):
     folder = results / "transcriptions" / "tune"
     (folder / "figures").mkdir(parents=True)
     (folder / "explorer.html").write_text("<html></html>")
-    page = build_index(results / "index.html", results, ["tune"], [], {}, [])
+    (folder / "features.parquet").write_bytes(b"")
+    (results / "patching" / "ab").mkdir(parents=True)
+    (results / "patching" / "ab" / "patching.png").write_bytes(b"")
+    pairs = {"ab": {"clean": "a", "corrupted": "b"}}
+    page = build_index(results / "index.html", results, ["tune"], [], {}, [], pairs)
     text = page.read_text()
     assert 'href="transcriptions/tune/explorer.html"' in text
+    assert 'href="transcriptions/tune/features.parquet"' in text
+    assert "ab: b patched from a" in text and 'href="patching/ab/patching.png"' in text
     assert "summary.html" not in text  # not made: not linked
     assert resolve_section("analysis")  # the schema is reachable from the package
 

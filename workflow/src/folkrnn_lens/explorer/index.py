@@ -81,6 +81,7 @@ def transcription_card(page: Path, folder: Path, name: str) -> str:
         (folder / "animations", "animations"),
         (folder / "summary.html", "summary"),
         (folder / "steps.parquet", "steps"),
+        (folder / "features.parquet", "features"),
         (folder / "activations.parquet", "activations"),
         (folder / "resemblance.parquet", "resemblance"),
         (folder / "figures" / "influence.png", "influence"),
@@ -130,7 +131,7 @@ def _table_html(table: pd.DataFrame, identifier: str) -> str:
     )
 
 
-FIGURE_TABLES = {"saturation": "unit_saturation", "attribution": "attribution"}
+FIGURE_TABLES = {"saturation": "unit_saturation", "attribution": "attribution", "selectivity": "selectivity"}
 """The table behind a corpus figure, where it is not ``aggregate``."""
 
 
