@@ -14,6 +14,8 @@ from PIL import Image
 from scipy import stats
 
 from folkrnn_lens.corpus_analysis.aggregate import (
+    AGGREGATE_TABLES,
+    FIGURES,
     aggregate_resemblance,
     corpus_aggregate,
     layer_winners,
@@ -395,7 +397,12 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
     )
     summary = pd.read_parquet(folder / "selectivity_summary.parquet")
     assert (summary["n_selective"] <= summary["n_units"]).all() and len(summary) == 3 * 2 * 5
-    for figure in ("distributions", "winners", "bar_averages", "saturation", "attribution", "selectivity"):
+    curves = pd.read_parquet(folder / "tuning.parquet")
+    assert len(curves) == 3 * 2 * 16 * 12  # layers x quantities x units x bins
+    per_curve = curves.groupby(["layer", "quantity", "unit"])["n_steps"].sum()
+    assert (per_curve == features["bar_phase"].notna().sum()).all()
+    assert (curves["low"] <= curves["mean"]).all() and (curves["mean"] <= curves["high"]).all()
+    for figure in FIGURES:
         image = np.asarray(Image.open(folder / "figures" / f"{figure}.png").convert("L"))
         assert image.shape[0] > 200 and image.std() > 5, figure
     assert (corpus_run / "logs" / "corpus_analysis" / "real12" / "part_1.log").exists()
@@ -416,7 +423,8 @@ def test_generated_tunes_and_the_comparison(corpus_run):
     tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
     assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["origin"] == "generated").all()
     assert (tunes["n_steps"] <= 60).all()
-    assert pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "selectivity.parquet").empty
+    for table in ("selectivity", "tuning"):
+        assert pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / f"{table}.parquet").empty
     figures = sorted((corpus_run / "corpus_analysis" / "gen5" / "parts" / "0" / "figures").glob("*.png"))
     assert [f.name for f in figures] == [f"{k}.png" for k in range(5)]
     image = np.asarray(Image.open(figures[0]).convert("L"))
@@ -433,7 +441,7 @@ def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
     target = "results/corpus_analysis/real12/attribution.parquet"
     run_snakemake(workdir, "-j", "1", target)
-    tables = (*PART_TABLES, "aggregate", "winners", "unit_means", "attribution", "selectivity")
+    tables = (*PART_TABLES, *AGGREGATE_TABLES)
     for table in tables:  # same order too
         one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
         two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")

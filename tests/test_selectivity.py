@@ -95,3 +95,23 @@ def test_shuffles_are_the_tune_s_own_whatever_else_is_read():
     assert sorted(tune_orders(7, 30, 5, 0)[2]) == list(range(30))
     with pytest.raises(ValueError):
         FeatureSums("input_type", ("a",), 2, 3).add(np.zeros((4, 3)), ["a"] * 4, tune_orders(0, 4, 3, 0))
+
+
+def test_a_tuning_curve_is_each_bin_s_mean_and_its_band():
+    from folkrnn_lens.selectivity.tuning import TuningSums
+
+    tunes = synthetic_tunes(np.random.default_rng(4))
+    whole, first, second = TuningSums(8, 6), TuningSums(8, 6), TuningSums(8, 6)
+    for k, (_, x, phase, _) in enumerate(tunes):
+        whole.add(x, phase)
+        (first if k < 5 else second).add(x, phase)
+    np.testing.assert_array_equal(first.sums + second.sums, whole.sums)
+    curve = whole.table([0]).set_index("bin")
+    x = np.concatenate([t[1][3:, 0] for t in tunes])
+    phase = np.concatenate([t[2][3:] for t in tunes])
+    inside = (phase * 8).astype(int) == 2
+    assert curve.loc[2, "n_steps"] == inside.sum()
+    assert curve.loc[2, "mean"] == pytest.approx(x[inside].mean())
+    half = 1.959964 * x[inside].std(ddof=0) / np.sqrt(inside.sum() - 1)
+    assert curve.loc[2, "high"] - curve.loc[2, "mean"] == pytest.approx(half, rel=1e-6)
+    assert curve["mean"].idxmax() == 2  # the unit built to peak at phase 0.25

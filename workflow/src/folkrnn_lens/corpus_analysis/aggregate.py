@@ -27,7 +27,7 @@ from folkrnn_lens.resemblance.settings import Settings
 from folkrnn_lens.resemblance.statistics import holm, ranks
 from folkrnn_lens.resemblance.transcription import layers_and_quantities
 from folkrnn_lens.selectivity.corpus import Plan as SelectivityPlan
-from folkrnn_lens.selectivity.corpus import from_arrays, selectivity_summary, selectivity_table
+from folkrnn_lens.selectivity.corpus import from_arrays, selectivity_summary, selectivity_table, tuning_table
 from folkrnn_lens.tokens.format import TOKEN_TYPES
 
 log = logging.getLogger(__name__)
@@ -165,10 +165,11 @@ AGGREGATE_TABLES = (
     "attribution",
     "selectivity",
     "selectivity_summary",
+    "tuning",
 )
 """The tables the aggregate writes beside the parts' (``<name>.parquet``)."""
 
-FIGURES = ("distributions", "winners", "bar_averages", "saturation", "attribution", "selectivity")
+FIGURES = ("distributions", "winners", "bar_averages", "saturation", "attribution", "selectivity", "tuning")
 """The figures of a corpus analysis (``figures/<name>.png``)."""
 
 
@@ -216,6 +217,13 @@ def _no_selectivity() -> pd.DataFrame:
     columns = {"layer": np.int8, "quantity": object, "feature": object, "unit": np.int16, "statistic": object,
                "value": float, "null_mean": float, "p_value": float, "p_bh": float, "selective": bool,
                "n_steps": np.int64}  # fmt: skip
+    return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+
+
+def _no_tuning() -> pd.DataFrame:
+    """The tuning table of an analysis that measures no selectivity: columns, no rows."""
+    columns = {"layer": np.int8, "quantity": object, "unit": np.int16, "bin": np.int16, "phase": float,
+               "n_steps": np.int64, "mean": float, "low": float, "high": float}  # fmt: skip
     return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
 
 
@@ -331,12 +339,14 @@ def corpus_aggregate(
     corpus_figures.attribution(attribution, figures / "attribution.png", title)
     units = int(accumulators["unit_sums"].shape[-1])
     plan = SelectivityPlan.from_config(selectivity or {"enabled": False}, accumulators["unit_sums"].shape[0])
-    selective = (
-        selectivity_table(from_arrays(accumulators, plan, units), plan.fdr) if plan else _no_selectivity()
-    )
+    sums = from_arrays(accumulators, plan, units) if plan else {}
+    selective = selectivity_table(sums, plan.fdr) if plan else _no_selectivity()
     selective.to_parquet(out_dir / "selectivity.parquet", index=False)
     selectivity_summary(selective).to_parquet(out_dir / "selectivity_summary.parquet", index=False)
     corpus_figures.selectivity(selective, figures / "selectivity.png", title)
+    curves = tuning_table(sums) if plan else _no_tuning()
+    curves.to_parquet(out_dir / "tuning.parquet", index=False)
+    corpus_figures.tuning(curves, selective, figures / "tuning.png", title)
     log.info("%s: %d comparisons aggregated over %d tunes", name, len(aggregate), len(tunes))
 
 

@@ -12,6 +12,8 @@
   that came next, by its type (pitch, duration, bar line, other);
 - ``selectivity``: per layer and quantity, every unit's selectivity for each musical
   feature (eta squared, or the bar phase's R^2), the units not selected at the FDR faint;
+- ``tuning``: the most bar-phase-selective units' tuning curves (mean activation by
+  bar phase, with a 95% band), per layer and quantity;
 - ``comparison``: two corpus analyses side by side (e.g. generated and real).
 
 Layers, gates and statistics look as in a transcription's figures (``palette``).
@@ -247,6 +249,48 @@ def selectivity(table: pd.DataFrame, path, title: str) -> None:
         "selected at the FDR against shuffles within tunes; (n): units selected",
         fontsize=9,
     )
+    _save(fig, path)
+
+
+def tuning(curves: pd.DataFrame, selective: pd.DataFrame, path, title: str, shown: int = 6) -> None:
+    """Rows: quantities; columns: layers; in each panel the tuning curves of the
+    ``shown`` units with the largest bar-phase R^2 (or, where the bar phase's
+    selectivity is not measured, the widest curves), each with its 95% band."""
+    if curves.empty:
+        fig = plt.figure(figsize=(6, 1.5))
+        fig.text(
+            0.5, 0.5, f"{title}\nno tuning curves (selectivity: {{enabled: false}})", ha="center", va="center"
+        )
+        _save(fig, path)
+        return
+    layers, quantities = sorted(curves["layer"].unique()), list(dict.fromkeys(curves["quantity"]))
+    size = (3.6 * len(layers) + 0.6, 2.7 * len(quantities) + 0.9)
+    fig, axes = plt.subplots(len(quantities), len(layers), figsize=size, squeeze=False, layout="constrained")
+    phase = selective[selective["feature"] == "bar_phase"]
+    for r, quantity in enumerate(quantities):
+        for c, layer in enumerate(layers):
+            ax = axes[r, c]
+            part = curves[(curves["layer"] == layer) & (curves["quantity"] == quantity)]
+            ranked = phase[(phase["layer"] == layer) & (phase["quantity"] == quantity)]
+            if len(ranked):
+                units = ranked.nlargest(shown, "value")["unit"].tolist()
+                label = {u: f"unit {u}, R² {v:.2f}" for u, v in zip(ranked["unit"], ranked["value"])}
+            else:
+                spread = part.groupby("unit")["mean"].agg(lambda m: m.max() - m.min())
+                units = spread.nlargest(shown).index.tolist()
+                label = {u: f"unit {u}" for u in units}
+            for k, unit in enumerate(units):
+                curve = part[part["unit"] == unit]
+                colour = plt.get_cmap("tab10")(k % 10)
+                ax.plot(curve["phase"], curve["mean"], color=colour, lw=1.2, label=label[unit])
+                ax.fill_between(curve["phase"], curve["low"], curve["high"], color=colour, alpha=0.2, lw=0)
+            ax.set_xlim(0, 1)
+            ax.set_title(f"layer {layer}, {quantity}", fontsize=9)
+            ax.set_xlabel("bar phase", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=6, frameon=False)
+    what = "bar-phase tuning: mean activation by where in the bar the step's event starts (95% band)"
+    fig.suptitle(f"{title}\n{what}", fontsize=9)
     _save(fig, path)
 
 

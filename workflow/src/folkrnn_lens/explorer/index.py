@@ -131,7 +131,12 @@ def _table_html(table: pd.DataFrame, identifier: str) -> str:
     )
 
 
-FIGURE_TABLES = {"saturation": "unit_saturation", "attribution": "attribution", "selectivity": "selectivity"}
+FIGURE_TABLES = {
+    "saturation": "unit_saturation",
+    "attribution": "attribution",
+    "selectivity": "selectivity",
+    "tuning": "tuning",
+}
 """The table behind a corpus figure, where it is not ``aggregate``."""
 
 

@@ -17,6 +17,7 @@ from folkrnn_lens.selectivity.measures import (
     pooled_p_values,
     tune_orders,
 )
+from folkrnn_lens.selectivity.tuning import TuningSums
 
 CATEGORIES = {
     "input_type": FINE_TYPES,
@@ -30,7 +31,8 @@ CATEGORIES = {
 """Each feature's categories (the phase: its two terms)."""
 
 ARRAYS = ("steps", "total", "squares", "counts", "design", "design_total", "sums", "null_sums")
-KEY = "selectivity"
+TUNING_ARRAYS = ("counts", "sums", "squares")
+KEY, TUNING = "selectivity", "tuning"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Plan:
     shuffles: int
     seed: int
     fdr: float
+    tuning_bins: int = 12
 
     @classmethod
     def from_config(cls, section: dict, n_layers: int) -> Plan | None:
@@ -50,14 +53,21 @@ class Plan:
             return None
         layers = tuple(section.get("layers") or range(1, n_layers + 1))
         fields = {key: tuple(section[key]) for key in ("quantities", "features")}
-        return cls(layers, **fields, shuffles=section["shuffles"], seed=section["seed"], fdr=section["fdr"])
+        settings = {key: section[key] for key in ("shuffles", "seed", "fdr", "tuning_bins")}
+        return cls(layers, **fields, **settings)
 
     def keys(self):
         return [(layer, q, f) for layer in self.layers for q in self.quantities for f in self.features]
 
 
-def new_sums(plan: Plan, units: int) -> dict[tuple, FeatureSums]:
-    return {key: FeatureSums(key[2], CATEGORIES[key[2]], units, plan.shuffles) for key in plan.keys()}
+def new_sums(plan: Plan, units: int) -> dict[tuple, FeatureSums | TuningSums]:
+    """Every (layer, quantity, feature)'s sums, and each (layer, quantity)'s bar-phase
+    tuning sums under the key (layer, quantity, TUNING)."""
+    sums = {key: FeatureSums(key[2], CATEGORIES[key[2]], units, plan.shuffles) for key in plan.keys()}
+    for layer in plan.layers:
+        for quantity in plan.quantities:
+            sums[layer, quantity, TUNING] = TuningSums(plan.tuning_bins, units)
+    return sums
 
 
 def add_tune(
@@ -66,6 +76,9 @@ def add_tune(
     """One tune's steps into every (layer, quantity, feature)'s sums."""
     orders = tune_orders(tune_id, len(features), plan.shuffles, plan.seed)
     for (layer, quantity, feature), feature_sums in sums.items():
+        if feature == TUNING:
+            feature_sums.add(capture.quantity(layer, quantity), features[PHASE].to_numpy(dtype=float))
+            continue
         values = features[feature].to_numpy(dtype=float if feature == PHASE else object)
         if feature != PHASE:
             values = np.array([None if v is pd.NA else v for v in values], dtype=object)
@@ -77,14 +90,14 @@ def to_arrays(sums: dict[tuple, FeatureSums]) -> dict[str, np.ndarray]:
     return {
         f"{KEY}.{layer}.{q}.{f}.{name}": getattr(s, name)
         for (layer, q, f), s in sums.items()
-        for name in ARRAYS
+        for name in (TUNING_ARRAYS if f == TUNING else ARRAYS)
     }
 
 
 def from_arrays(arrays: dict[str, np.ndarray], plan: Plan, units: int) -> dict[tuple, FeatureSums]:
     sums = new_sums(plan, units)
     for (layer, q, f), feature_sums in sums.items():
-        for name in ARRAYS:
+        for name in TUNING_ARRAYS if f == TUNING else ARRAYS:
             setattr(feature_sums, name, arrays[f"{KEY}.{layer}.{q}.{f}.{name}"])
     return sums
 
@@ -96,6 +109,8 @@ def selectivity_table(sums: dict[tuple, FeatureSums], fdr: float) -> pd.DataFram
     unit is selected at ``fdr``."""
     frames = []
     for (layer, quantity, feature), feature_sums in sums.items():
+        if feature == TUNING:
+            continue
         observed, null = feature_sums.statistic()
         p = pooled_p_values(observed, null)
         adjusted = benjamini_hochberg(p)
@@ -134,3 +149,14 @@ def selectivity_summary(table: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
         .assign(share_selective=lambda t: t["n_selective"] / t["n_units"])
     )
+
+
+def tuning_table(sums: dict[tuple, FeatureSums | TuningSums]) -> pd.DataFrame:
+    """Every unit's bar-phase tuning curve: one row per (layer, quantity, unit, bin)."""
+    frames = [
+        tuning.table().assign(layer=np.int8(layer), quantity=quantity)
+        for (layer, quantity, feature), tuning in sums.items()
+        if feature == TUNING
+    ]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["layer", "quantity", *[c for c in table.columns if c not in ("layer", "quantity")]]]
