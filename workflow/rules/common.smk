@@ -1,4 +1,5 @@
 # Shared by every stage: config validation and the input functions rules use.
+import functools
 import os
 import re
 import shutil
@@ -171,6 +172,13 @@ def ablation_means(wildcards):
     if ablation["value"] == "mean" and ablation["corpus_analysis"] is not None:
         return [f"{CORPUS_ANALYSIS}/{ablation['corpus_analysis']}/unit_means.parquet"]
     return []
+
+
+def pair_steps(role):
+    """The steps table of a patching pair's ``clean`` or ``corrupted`` transcription."""
+    return (
+        lambda wildcards: f"{transcription_dir(PATCHING_PAIRS[wildcards.pair][role])}/steps.parquet"
+    )
 
 
 def probe_outputs():
@@ -380,6 +388,7 @@ def index_inputs():
 # ---- cost: what each transcription's jobs need (folkrnn_lens.cost) ----
 
 
+@functools.cache  # planning asks for it several times: tokenise each source once
 def read_steps_count(name):
     """A read transcription's steps (tokens and <s>), known before any job; None for
     a generated one or an unreadable source (its own job says why)."""

@@ -164,8 +164,8 @@ rule patch_probe:
 rule patch_pair:
     input:
         model=model_file(),
-        clean=lambda wildcards: f"{transcription_dir(PATCHING_PAIRS[wildcards.pair]['clean'])}/steps.parquet",
-        corrupted=lambda wildcards: f"{transcription_dir(PATCHING_PAIRS[wildcards.pair]['corrupted'])}/steps.parquet",
+        clean=pair_steps("clean"),
+        corrupted=pair_steps("corrupted"),
     output:
         table=f"{RESULTS}/patching/{{pair}}/patching.parquet",
         summary=f"{RESULTS}/patching/{{pair}}/patching_summary.parquet",

@@ -73,16 +73,25 @@ def new_sums(plan: Plan, units: int) -> dict[tuple, FeatureSums | TuningSums]:
 def add_tune(
     sums: dict[tuple, FeatureSums], plan: Plan, tune_id: int, capture, features: pd.DataFrame
 ) -> None:
-    """One tune's steps into every (layer, quantity, feature)'s sums."""
+    """One tune's steps into every (layer, quantity, feature)'s sums; each feature's
+    values and shuffles are prepared once for all the layers and quantities."""
     orders = tune_orders(tune_id, len(features), plan.shuffles, plan.seed)
+    prepared = {}
     for (layer, quantity, feature), feature_sums in sums.items():
+        x = capture.quantity(layer, quantity)
         if feature == TUNING:
-            feature_sums.add(capture.quantity(layer, quantity), features[PHASE].to_numpy(dtype=float))
+            feature_sums.add(x, features[PHASE].to_numpy(dtype=float))
             continue
-        values = features[feature].to_numpy(dtype=float if feature == PHASE else object)
-        if feature != PHASE:
-            values = np.array([None if v is pd.NA else v for v in values], dtype=object)
-        feature_sums.add(capture.quantity(layer, quantity), values, orders)
+        if feature not in prepared:
+            prepared[feature] = feature_sums.prepare(_values(features[feature]), orders)
+        feature_sums.add_prepared(x, prepared[feature])
+
+
+def _values(column: pd.Series) -> np.ndarray:
+    """A feature column as numbers (the phase, NaN where undefined) or objects (None)."""
+    if column.name == PHASE:
+        return column.to_numpy(dtype=float)
+    return np.array([None if v is pd.NA else v for v in column.to_numpy(dtype=object)], dtype=object)
 
 
 def to_arrays(sums: dict[tuple, FeatureSums]) -> dict[str, np.ndarray]:

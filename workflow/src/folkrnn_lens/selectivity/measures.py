@@ -35,6 +35,16 @@ def tune_orders(tune_id: int, n: int, shuffles: int, seed: int) -> np.ndarray:
     return np.argsort(rng.random((shuffles, n)), axis=1, kind="stable")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A tune's feature made ready to add: which steps define it, its terms (one-hot
+    categories, or cos and sin of the phase) and its shuffles of those steps."""
+
+    defined: np.ndarray  # (n,) bool
+    terms: np.ndarray  # (defined steps, C)
+    orders: np.ndarray  # (K, defined steps)
+
+
 @dataclass
 class FeatureSums:
     """Sums over the steps where a feature is defined, for the units of one (layer,
@@ -60,14 +70,21 @@ class FeatureSums:
     def add(self, x: np.ndarray, values: np.ndarray, orders: np.ndarray) -> None:
         """One tune: ``x`` (n, U) activations, ``values`` (n,) the feature (NaN or None
         where undefined), ``orders`` (K, n) its shuffles (tune_orders)."""
+        self.add_prepared(x, self.prepare(values, orders))
+
+    def prepare(self, values: np.ndarray, orders: np.ndarray) -> Prepared:
+        """What ``add`` needs of a tune's feature values, made once for every (layer,
+        quantity) that takes the same feature."""
         values = np.asarray(values, dtype=object if self.feature != PHASE else float)
         defined = np.array([v is not None and v == v for v in values])  # v == v: not NaN
-        x, values = np.asarray(x, np.float64)[defined], values[defined]
-        orders = _restricted(orders, defined)
+        return Prepared(defined, self._terms(values[defined]), _restricted(orders, defined))
+
+    def add_prepared(self, x: np.ndarray, prepared: Prepared) -> None:
+        """One tune's activations ``x`` (n, U) with its prepared feature."""
+        x, terms, orders = np.asarray(x, np.float64)[prepared.defined], prepared.terms, prepared.orders
         self.steps += len(x)
         self.total += fixed(x.sum(axis=0))
         self.squares += fixed((x * x).sum(axis=0))
-        terms = self._terms(values)  # (n, C)
         self.sums += fixed(terms.T @ x)
         if self.feature == PHASE:
             self.design += fixed(terms.T @ terms)
