@@ -166,8 +166,9 @@ def draw_patching(
         grid[row, part["s"].to_numpy()] = part["restored"].to_numpy()
     width = float(np.clip(n * 0.06, 7.0, 14.0)) + 1.6
     subtitle = (
-        f"{title}. {names[1]} read again with {names[0]}'s state patched in at one layer and step (and at "
-        f"every layer): the share of {names[0]}'s log-probability of each next token it restores over "
+        f"{title}. The corrupted tune ({names[1]}) read again with the clean one's ({names[0]}) state "
+        "patched in at one layer and step (and at every layer): the share of the clean log-probability of "
+        "each next token it restores over "
         "the steps after the patch (1: all, 0: none; grey: nothing to restore). Lines at bar tokens; "
         "the steps where the two differ are marked."
     )
