@@ -24,6 +24,8 @@ from folkrnn_lens.corpus_analysis.aggregate import (
 from folkrnn_lens.corpus_analysis.measures import _bar_matrix
 from folkrnn_lens.corpus_analysis.part import PART_TABLES, analyse_part
 from folkrnn_lens.corpus_analysis.tunes import TuneSpec, plan_batches, read_batches, select_tunes
+from folkrnn_lens.decoding.corpus import FIGURES as DECODING_FIGURES
+from folkrnn_lens.decoding.corpus import TABLES as DECODING_TABLES
 from folkrnn_lens.matrices.maths import magnitude_gramian, onehot_gramian
 from folkrnn_lens.resemblance.comparisons import (
     Comparison,
@@ -345,7 +347,7 @@ def corpus_config(jobs: int) -> dict:
             },
             "gen5": {"tunes": {"generate": {"count": 5, "seed": 7, "max_length": 60}}, "jobs": 1,
                      "tune_figures": True, "resemblance": {"saturation": {"low": 0.3}},
-                     "selectivity": {"enabled": False}},
+                     "selectivity": {"enabled": False}, "decoding": {"enabled": False}},
         },
         "corpus_comparisons": [["real12", "gen5"]],
         "interventions": {"ablation": {"value": "mean", "corpus_analysis": "real12"}},
@@ -402,7 +404,18 @@ def test_a_dozen_tunes_end_to_end(corpus_run):
     per_curve = curves.groupby(["layer", "quantity", "unit"])["n_steps"].sum()
     assert (per_curve == features["bar_phase"].notna().sum()).all()
     assert (curves["low"] <= curves["mean"]).all() and (curves["mean"] <= curves["high"]).all()
-    for figure in FIGURES:
+    period = pd.read_parquet(folder / "bar_period.parquet")
+    assert len(period) == 3 * 2 * 16 and (period["n_tunes"] <= 12).all() and period["n_tunes"].max() > 6
+    assert period["mean_share"].dropna().between(0, 1).all()
+    population = pd.read_parquet(folder / "bar_period_summary.parquet")
+    assert len(population) == 3 * 2 and population["mean_share"].between(0, 1).all()
+    decoding = pd.read_parquet(folder / "decoding.parquet")
+    assert len(decoding) == 3 * 2 * 6  # layers x quantities x features
+    assert (decoding["n_test_tunes"] == 3).all() and (decoding["n_train_tunes"] == 9).all()
+    assert decoding[["accuracy", "control_accuracy", "majority_accuracy"]].stack().between(0, 1).all()
+    clock = pd.read_parquet(folder / "bar_clock.parquet")
+    assert len(clock) == 3 * 2 * 5 and clock["k"].max() == 16  # k = 1, 2, 4, 8, 16
+    for figure in (*FIGURES, *DECODING_FIGURES):
         image = np.asarray(Image.open(folder / "figures" / f"{figure}.png").convert("L"))
         assert image.shape[0] > 200 and image.std() > 5, figure
     assert (corpus_run / "logs" / "corpus_analysis" / "real12" / "part_1.log").exists()
@@ -423,7 +436,7 @@ def test_generated_tunes_and_the_comparison(corpus_run):
     tunes = pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / "tunes.parquet")
     assert tunes["seed"].tolist() == [7, 8, 9, 10, 11] and (tunes["origin"] == "generated").all()
     assert (tunes["n_steps"] <= 60).all()
-    for table in ("selectivity", "tuning"):
+    for table in ("selectivity", "tuning", "bar_period", "bar_period_summary", "decoding", "bar_clock"):
         assert pd.read_parquet(corpus_run / "corpus_analysis" / "gen5" / f"{table}.parquet").empty
     figures = sorted((corpus_run / "corpus_analysis" / "gen5" / "parts" / "0" / "figures").glob("*.png"))
     assert [f.name for f in figures] == [f"{k}.png" for k in range(5)]
@@ -439,9 +452,9 @@ def test_generated_tunes_and_the_comparison(corpus_run):
 @pytest.mark.slow
 def test_one_job_or_two_give_the_same_tables(corpus_run, tmp_path):
     workdir = make_workdir(tmp_path / "one", corpus_config(jobs=1))
-    target = "results/corpus_analysis/real12/attribution.parquet"
+    target = "results/corpus_analysis/real12/decoding.parquet"
     run_snakemake(workdir, "-j", "1", target)
-    tables = (*PART_TABLES, *AGGREGATE_TABLES)
+    tables = (*PART_TABLES, *AGGREGATE_TABLES, *DECODING_TABLES)
     for table in tables:  # same order too
         one = pd.read_parquet(workdir / "results" / "corpus_analysis" / "real12" / f"{table}.parquet")
         two = pd.read_parquet(corpus_run / "corpus_analysis" / "real12" / f"{table}.parquet")

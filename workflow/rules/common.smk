@@ -17,7 +17,9 @@ from folkrnn_lens.config import (
 )
 from folkrnn_lens.tokens.corpus import abc_files, load_transcription, resolve_source
 from folkrnn_lens.cost import check_limits
-from folkrnn_lens.corpus_analysis.part import PART_TABLES
+from folkrnn_lens.corpus_analysis.part import PART_TABLES, STATES
+from folkrnn_lens.decoding.corpus import TABLES as DECODING_TABLES
+from folkrnn_lens.decoding.corpus import FIGURES as DECODING_FIGURES
 from folkrnn_lens.corpus_analysis.aggregate import AGGREGATE_TABLES
 from folkrnn_lens.corpus_analysis.aggregate import FIGURES as CORPUS_FIGURES
 from folkrnn_lens.matrices.plan import plan_analysis
@@ -339,11 +341,12 @@ def corpus_part_dirs(wildcards):
 
 def corpus_analysis_outputs(analysis):
     folder = f"{CORPUS_ANALYSIS}/{analysis}"
-    tables = [*PART_TABLES, *AGGREGATE_TABLES]
+    tables = [*PART_TABLES, *AGGREGATE_TABLES, *DECODING_TABLES]
+    figures = [*CORPUS_FIGURES, *DECODING_FIGURES]
     return (
         [f"{folder}/{table}.parquet" for table in tables]
         + [f"{folder}/bar_averages.npz"]
-        + [f"{folder}/figures/{figure}.png" for figure in CORPUS_FIGURES]
+        + [f"{folder}/figures/{figure}.png" for figure in figures]
     )
 
 

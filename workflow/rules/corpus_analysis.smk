@@ -10,6 +10,7 @@ rule corpus_part:
             for table in PART_TABLES
         ],
         accumulators=f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/accumulators.npz",
+        states=f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/{STATES}.parquet",
         tune_figures=directory(f"{CORPUS_ANALYSIS}/{{analysis}}/parts/{{part}}/figures"),
     log:
         f"{RESULTS}/logs/corpus_analysis/{{analysis}}/part_{{part}}.log",
@@ -79,6 +80,49 @@ rule corpus_aggregate:
         selectivity=lambda wildcards: corpus_analysis(wildcards.analysis)["selectivity"],
     script:
         "../scripts/corpus_aggregate.py"
+
+
+# Linear probes of every probed layer and quantity, from the parts' sampled states.
+rule corpus_decoding:
+    input:
+        states=lambda wildcards: [
+            f"{folder}/{STATES}.parquet" for folder in corpus_part_dirs(wildcards)
+        ],
+        features=f"{CORPUS_ANALYSIS}/{{analysis}}/features.parquet",
+        tunes=f"{CORPUS_ANALYSIS}/{{analysis}}/tunes.parquet",
+        unit_means=f"{CORPUS_ANALYSIS}/{{analysis}}/unit_means.parquet",
+    output:
+        tables=[
+            f"{CORPUS_ANALYSIS}/{{analysis}}/{table}.parquet"
+            for table in DECODING_TABLES
+        ],
+        figures=[
+            report(
+                f"{CORPUS_ANALYSIS}/{{analysis}}/figures/{figure}.png",
+                caption=f"../report/corpus_{figure}.rst",
+                category="corpus analyses",
+                subcategory="{analysis}",
+                labels={"analysis": "{analysis}", "figure": figure},
+            )
+            for figure in DECODING_FIGURES
+        ],
+    log:
+        f"{RESULTS}/logs/corpus_analysis/{{analysis}}/decoding.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/corpus_analysis/{{analysis}}/decoding.tsv"
+    wildcard_constraints:
+        analysis=name_pattern(list(config["corpus_analysis"])),
+    conda:
+        ENV
+    threads: config["torch_threads"]
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        section=lambda wildcards: corpus_analysis(wildcards.analysis)["decoding"],
+        torch_threads=config["torch_threads"],
+    script:
+        "../scripts/corpus_decoding.py"
 
 
 rule corpus_comparison:

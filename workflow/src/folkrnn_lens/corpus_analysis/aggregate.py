@@ -26,8 +26,16 @@ from folkrnn_lens.names import GATES, QUANTITIES
 from folkrnn_lens.resemblance.settings import Settings
 from folkrnn_lens.resemblance.statistics import holm, ranks
 from folkrnn_lens.resemblance.transcription import layers_and_quantities
+from folkrnn_lens.selectivity.corpus import (
+    PERIOD,
+    from_arrays,
+    period_tables,
+    selectivity_summary,
+    selectivity_table,
+    tuning_table,
+)
 from folkrnn_lens.selectivity.corpus import Plan as SelectivityPlan
-from folkrnn_lens.selectivity.corpus import from_arrays, selectivity_summary, selectivity_table, tuning_table
+from folkrnn_lens.selectivity.period import PeriodSums
 from folkrnn_lens.tokens.format import TOKEN_TYPES
 
 log = logging.getLogger(__name__)
@@ -166,10 +174,21 @@ AGGREGATE_TABLES = (
     "selectivity",
     "selectivity_summary",
     "tuning",
+    "bar_period",
+    "bar_period_summary",
 )
 """The tables the aggregate writes beside the parts' (``<name>.parquet``)."""
 
-FIGURES = ("distributions", "winners", "bar_averages", "saturation", "attribution", "selectivity", "tuning")
+FIGURES = (
+    "distributions",
+    "winners",
+    "bar_averages",
+    "saturation",
+    "attribution",
+    "selectivity",
+    "tuning",
+    "bar_period",
+)
 """The figures of a corpus analysis (``figures/<name>.png``)."""
 
 
@@ -225,6 +244,12 @@ def _no_tuning() -> pd.DataFrame:
     columns = {"layer": np.int8, "quantity": object, "unit": np.int16, "bin": np.int16, "phase": float,
                "n_steps": np.int64, "mean": float, "low": float, "high": float}  # fmt: skip
     return pd.DataFrame({name: pd.Series(dtype=kind) for name, kind in columns.items()})
+
+
+def _no_period() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The bar-period tables of an analysis that measures no selectivity: columns, no rows."""
+    units, population = period_tables({(0, "", PERIOD): PeriodSums(0)})
+    return units, population.iloc[0:0]
 
 
 def bar_averages(accumulators: dict) -> dict[str, np.ndarray]:
@@ -347,6 +372,10 @@ def corpus_aggregate(
     curves = tuning_table(sums) if plan else _no_tuning()
     curves.to_parquet(out_dir / "tuning.parquet", index=False)
     corpus_figures.tuning(curves, selective, figures / "tuning.png", title)
+    period, population = period_tables(sums) if plan else _no_period()
+    period.to_parquet(out_dir / "bar_period.parquet", index=False)
+    population.to_parquet(out_dir / "bar_period_summary.parquet", index=False)
+    corpus_figures.bar_period(period, population, figures / "bar_period.png", title)
     log.info("%s: %d comparisons aggregated over %d tunes", name, len(aggregate), len(tunes))
 
 

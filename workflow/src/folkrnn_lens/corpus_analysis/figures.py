@@ -14,6 +14,13 @@
   feature (eta squared, or the bar phase's R^2), the units not selected at the FDR faint;
 - ``tuning``: the most bar-phase-selective units' tuning curves (mean activation by
   bar phase, with a 95% band), per layer and quantity;
+- ``bar_period``: Sturm's analysis made exact: each unit's share of its variance at the
+  bar period, tunes resampled on their bars, ranked, against the whole layer's and a
+  flat spectrum's;
+- ``decoding``: linear probes' held-out accuracy per feature, layer and quantity,
+  against their control tasks (selectivity) and the majority class;
+- ``bar_clock``: how much of the bar phase the k most phase-selective units of a
+  layer decode on held-out tunes, against k (one unit, or many?);
 - ``comparison``: two corpus analyses side by side (e.g. generated and real).
 
 Layers, gates and statistics look as in a transcription's figures (``palette``).
@@ -37,6 +44,7 @@ from folkrnn_lens.names import (
 )
 from folkrnn_lens.palette import GATE_COLOURS, PAIR_COLOURS, STATISTIC_LABELS, layer_colour  # noqa: E402
 from folkrnn_lens.resemblance.transcription import layers_and_quantities  # noqa: E402
+from folkrnn_lens.selectivity.period import PER_BAR  # noqa: E402
 
 
 def _parsed(names: pd.Series) -> pd.DataFrame:
@@ -291,6 +299,134 @@ def tuning(curves: pd.DataFrame, selective: pd.DataFrame, path, title: str, show
             ax.legend(fontsize=6, frameon=False)
     what = "bar-phase tuning: mean activation by where in the bar the step's event starts (95% band)"
     fig.suptitle(f"{title}\n{what}", fontsize=9)
+    _save(fig, path)
+
+
+def bar_period(units: pd.DataFrame, population: pd.DataFrame, path, title: str) -> None:
+    """Columns: quantities; per layer, every unit's mean share of its variance at the
+    bar period (units ranked by it, with each unit's 95% band), the population's share as
+    a dashed line, and the share a flat spectrum gives (grey)."""
+    if units.empty:
+        _nothing(path, title, "no bar-period analysis (selectivity: {enabled: false})")
+        return
+    layers, quantities = sorted(units["layer"].unique()), list(dict.fromkeys(units["quantity"]))
+    fig, axes = plt.subplots(
+        1, len(quantities), figsize=(4.2 * len(quantities) + 0.6, 3.6), squeeze=False, sharey=True,
+        layout="constrained",
+    )  # fmt: skip
+    for c, quantity in enumerate(quantities):
+        ax = axes[0, c]
+        for k, layer in enumerate(layers):
+            rows = units[(units["layer"] == layer) & (units["quantity"] == quantity)]
+            rows = rows.dropna(subset=["mean_share"]).sort_values("mean_share", ascending=False)
+            rank = np.arange(1, len(rows) + 1)
+            whole = population[(population["layer"] == layer) & (population["quantity"] == quantity)].iloc[0]
+            colour = layer_colour(k)
+            ax.plot(rank, rows["mean_share"], color=colour, lw=1.2,
+                    label=f"layer {layer}: best unit {int(whole['best_unit'])}, "
+                          f"{int(whole['n_units_above_flat'])} above flat")  # fmt: skip
+            ax.fill_between(rank, rows["share_low"], rows["share_high"], color=colour, alpha=0.2, lw=0)
+            ax.axhline(whole["mean_share"], color=colour, lw=1, ls="--")
+        ax.axhline(units["flat_share"].mean(), color="0.5", lw=1, ls=":", label="flat spectrum")
+        ax.set_xscale("log")
+        ax.set_title(f"{quantity} (dashed: the whole layer)", fontsize=9)
+        ax.set_xlabel("units, ranked by their share", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6.5, frameon=False)
+    axes[0, 0].set_ylabel("share of variance at the bar period", fontsize=8)
+    fig.suptitle(
+        f"{title}\nthe bar period: each unit's share of variance one cycle a bar, mean over tunes (95% band)"
+        f"\neach tune resampled on its bar position ({PER_BAR} samples a bar)",
+        fontsize=9,
+    )
+    _save(fig, path)
+
+
+def _nothing(path, title: str, what: str) -> None:
+    """A figure that says why it has nothing to show."""
+    fig = plt.figure(figsize=(6, 1.5))
+    fig.text(0.5, 0.5, f"{title}\n{what}", ha="center", va="center", fontsize=9)
+    _save(fig, path)
+
+
+def decoding(table: pd.DataFrame, path, title: str) -> None:
+    """Columns: quantities. Top: each probe's selectivity (accuracy minus control
+    accuracy) per feature, one bar per layer; bottom: its held-out accuracy (filled),
+    its control task's (hollow) and the majority class's (black dash)."""
+    if table.empty:
+        _nothing(
+            path, title, "no linear probes (decoding: {enabled: false}, or under two tunes: see its log)"
+        )
+        return
+    layers, quantities = sorted(table["layer"].unique()), list(dict.fromkeys(table["quantity"]))
+    features = list(dict.fromkeys(table["feature"]))
+    width = 0.8 / len(layers)
+    size = (max(4.0, 0.55 * len(features) * len(layers) ** 0.5 + 1.2) * len(quantities), 6.0)
+    fig, axes = plt.subplots(
+        2, len(quantities), figsize=size, squeeze=False, sharey="row", layout="constrained"
+    )
+    for c, quantity in enumerate(quantities):
+        top, bottom = axes[0, c], axes[1, c]
+        for k, layer in enumerate(layers):
+            rows = table[(table["layer"] == layer) & (table["quantity"] == quantity)].set_index("feature")
+            rows = rows.reindex(features)
+            x = np.arange(len(features)) - 0.4 + width * (k + 0.5)
+            colour = layer_colour(k)
+            top.bar(x, rows["selectivity"], width * 0.9, color=colour, label=f"layer {layer}")
+            bottom.plot(x, rows["accuracy"], "o", color=colour, ms=5)
+            bottom.plot(x, rows["control_accuracy"], "o", mfc="none", mec=colour, ms=5)
+            bottom.plot(x, rows["majority_accuracy"], "_", color="k", ms=8)
+        top.axhline(0, color="0.5", lw=0.6)
+        top.set_title(quantity, fontsize=9)
+        for ax in (top, bottom):
+            ax.set_xticks(range(len(features)), features, rotation=30, ha="right", fontsize=7)
+            ax.tick_params(axis="y", labelsize=7)
+        bottom.set_ylim(0, 1.02)
+    axes[0, 0].set_ylabel("selectivity\n(accuracy − control)", fontsize=8)
+    axes[1, 0].set_ylabel("held-out accuracy", fontsize=8)
+    axes[0, -1].legend(fontsize=7, frameon=False)
+    axes[1, -1].plot([], [], "o", color="0.3", label="probe")
+    axes[1, -1].plot([], [], "o", mfc="none", mec="0.3", label="control task")
+    axes[1, -1].plot([], [], "_", color="k", ms=8, label="majority class")
+    axes[1, -1].legend(fontsize=7, frameon=False)
+    tunes = table.iloc[0]
+    fig.suptitle(
+        f"{title}\nlinear probes of every layer's states, trained on {tunes['n_train_tunes']} tunes and "
+        f"tested on {tunes['n_test_tunes']} others; control: a random label per input token type",
+        fontsize=9,
+    )
+    _save(fig, path)
+
+
+def bar_clock(clock: pd.DataFrame, path, title: str) -> None:
+    """Columns: quantities; per layer, the held-out R^2 of the bar phase (cos, sin)
+    decoded from its k most phase-selective units against k: a curve that starts high
+    means single units carry the clock, one that climbs to the layer's a population."""
+    if clock.empty:
+        _nothing(path, title, "no bar clock (decoding: {enabled: false}, or under two tunes: see its log)")
+        return
+    layers, quantities = sorted(clock["layer"].unique()), list(dict.fromkeys(clock["quantity"]))
+    fig, axes = plt.subplots(
+        1, len(quantities), figsize=(3.8 * len(quantities) + 0.6, 3.4), squeeze=False, sharey=True,
+        layout="constrained",
+    )  # fmt: skip
+    for c, quantity in enumerate(quantities):
+        ax = axes[0, c]
+        for k, layer in enumerate(layers):
+            rows = clock[(clock["layer"] == layer) & (clock["quantity"] == quantity)]
+            best = rows.iloc[0]["top_units"].split()[0] if len(rows) else "?"
+            ax.plot(rows["k"], rows["r2_test"], "o-", color=layer_colour(k), ms=3.5, lw=1.2,
+                    label=f"layer {layer} (best unit {best})")  # fmt: skip
+        ax.set_xscale("log", base=2)
+        ks = sorted(clock["k"].unique())
+        ax.set_xticks(ks, [str(k) for k in ks])
+        ax.axhline(0, color="0.5", lw=0.6)
+        ax.set_title(quantity, fontsize=9)
+        ax.set_xlabel("units decoded from (the most phase-selective first)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, frameon=False)
+    axes[0, 0].set_ylabel("held-out R² of the bar phase", fontsize=8)
+    fig.suptitle(f"{title}\nthe bar clock: single units or a population?", fontsize=9)
     _save(fig, path)
 
 

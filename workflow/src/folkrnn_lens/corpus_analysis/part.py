@@ -15,6 +15,8 @@ Nothing per step is written: a part leaves
   steps below and above the thresholds, and of units mostly saturated;
 - ``features.parquet``: one row per (tune, step): the step's musical features
   (``features.steps``), the one per-step table, small beside the activations;
+- ``decoding_states.parquet``: the states of a seeded sample of each tune's steps in
+  the probed layers and quantities, what the linear probes read (``decoding.samples``);
 - ``accumulators.npz``: sums that add up across parts: per-unit saturation
   counts and the bar-aligned matrices (``bar_matrices``).
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -37,6 +40,8 @@ import pyarrow.parquet as pq
 
 from folkrnn_lens.corpus_analysis.measures import Accumulators, Readout, TuneResult, analyse_capture
 from folkrnn_lens.corpus_analysis.tunes import TuneSpec, plan_batches, select_tunes
+from folkrnn_lens.decoding.corpus import Plan as DecodingPlan
+from folkrnn_lens.decoding.samples import StateWriter, sample_steps
 from folkrnn_lens.features.steps import step_features
 from folkrnn_lens.names import gramian_name
 from folkrnn_lens.resemblance.comparisons import resemblance_table
@@ -49,6 +54,9 @@ log = logging.getLogger(__name__)
 
 PART_TABLES = ("tunes", "resemblance", "summary", "saturation", "features")
 """The tables each part writes (``<name>.parquet``), and the aggregate concatenates."""
+
+STATES = "decoding_states"
+"""The part's sampled states (``<STATES>.parquet``), which the probes read from every part."""
 
 # ---- one part ---------------------------------------------------------------------
 
@@ -174,11 +182,13 @@ def analyse_part(
     figure_style=None,
     top_units: int = 10,
     selectivity: SelectivityPlan | None = None,
+    decoding: DecodingPlan | None = None,
 ) -> dict:
     """Run one part's batches of tunes through ``model`` and stream its tables into
     ``out_dir``; with a ``figure_style``, also a figure per tune in ``out_dir/figures``;
     ``top_units``: how many units a step's direct logit attribution counts;
-    ``selectivity``: the units' selectivity sums to add up (none: no sums)."""
+    ``selectivity``: the units' selectivity sums to add up (none: no sums);
+    ``decoding``: which states to sample for the probes (none: an empty table)."""
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)  # empty without tune figures
     streams = _Streams({name: out_dir / f"{name}.parquet" for name in PART_TABLES}, metadata)
@@ -194,7 +204,10 @@ def analyse_part(
     units, layers = model.config.n_units, model.config.n_layers
     accumulators = Accumulators(settings, bar_names, max_bars, units, layers, readout)
     selective = {} if selectivity is None else new_sums(selectivity, units)
+    columns = [] if decoding is None else decoding.columns()
+    states = StateWriter(out_dir / f"{STATES}.parquet", columns, units, metadata)
     counts = {"ok": 0, "failed": 0}
+    spent = {"features": 0.0, "selectivity": 0.0, "probe samples": 0.0}  # what each encoding stage costs
     started = time.perf_counter()
     pending = []
     for tune, capture in _captures(model, batches, generation):
@@ -213,9 +226,15 @@ def analyse_part(
         resemblance.insert(0, "title", tune.title)
         resemblance.insert(0, "origin", tune.origin)
         resemblance.insert(0, "tune_id", np.int32(tune.tune_id))
-        features = _features(tune, capture)
+        with _timed(spent, "features"):
+            features = _features(tune, capture)
         if selective and features is not None:
-            add_tune(selective, selectivity, tune.tune_id, capture, features)
+            with _timed(spent, "selectivity"):
+                add_tune(selective, selectivity, tune.tune_id, capture, features)
+        if decoding is not None and features is not None:
+            with _timed(spent, "probe samples"):
+                steps = sample_steps(tune.tune_id, len(features), decoding.steps_per_tune, decoding.seed)
+                states.add(tune.tune_id, capture, steps)
         pending.append(
             {
                 "features": features,
@@ -230,12 +249,23 @@ def analyse_part(
         counts["ok"] += 1
         if len(pending) >= 64:
             _flush(streams, pending)
+            log.info("%d tunes analysed in %.1f s", counts["ok"], time.perf_counter() - started)
     _flush(streams, pending)
     streams.close(_empty_schemas(settings))
+    states.close()
     accumulators.save(out_dir / "accumulators.npz", to_arrays(selective))
     seconds = time.perf_counter() - started
     log.info("%d tunes analysed, %d failed, in %.1f s", counts["ok"], counts["failed"], seconds)
+    log.info("of which %s", ", ".join(f"{name} {spent[name]:.1f} s" for name in spent))
     return counts
+
+
+@contextmanager
+def _timed(spent: dict, name: str):
+    """Add the block's seconds to ``spent[name]``."""
+    start = time.perf_counter()
+    yield
+    spent[name] += time.perf_counter() - start
 
 
 def _features(tune: TuneSpec, capture) -> pd.DataFrame | None:
@@ -340,4 +370,5 @@ def corpus_part(
         figure_style,
         top_units,
         SelectivityPlan.from_config(spec["selectivity"], model.config.n_layers),
+        DecodingPlan.from_config(spec["decoding"], model.config.n_layers),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from folkrnn_lens.corpus_analysis.aggregate import FIGURES as CORPUS_FIGURES
+from folkrnn_lens.decoding.corpus import FIGURES as DECODING_FIGURES
 from folkrnn_lens.names import gramian_name, parse_matrix_name
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,9 @@ FIGURE_TABLES = {
     "attribution": "attribution",
     "selectivity": "selectivity",
     "tuning": "tuning",
+    "bar_period": "bar_period_summary",
+    "decoding": "decoding",
+    "bar_clock": "bar_clock",
 }
 """The table behind a corpus figure, where it is not ``aggregate``."""
 
@@ -184,7 +188,7 @@ def build_index(
     for analysis, shown in corpus_analyses.items():
         folder = results / "corpus_analysis" / analysis
         parts.append(f"<h2>Corpus analysis {escape(analysis)}</h2><div class='cards'>")
-        for figure in CORPUS_FIGURES:
+        for figure in [*CORPUS_FIGURES, *DECODING_FIGURES]:
             table = FIGURE_TABLES.get(figure, "aggregate")
             links = [(folder / "figures" / f"{figure}.png", "figure"), (folder / f"{table}.parquet", table)]
             parts.append(_card(page, figure, folder / "figures" / f"{figure}.png", links))

@@ -1,6 +1,7 @@
 """Unit selectivity over a corpus analysis: the sums each part adds tune by tune (kept
 in the part's ``accumulators.npz`` beside the others, under ``selectivity.*`` keys, so
-the parts add up like them), and the tables the aggregate makes of them."""
+the parts add up like them), and the tables the aggregate makes of them: selectivity per
+feature, bar-phase tuning curves and the bar-period analysis of each layer and quantity."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from folkrnn_lens.selectivity.measures import (
     pooled_p_values,
     tune_orders,
 )
+from folkrnn_lens.selectivity.period import ARRAYS as PERIOD_ARRAYS
+from folkrnn_lens.selectivity.period import PeriodSums
 from folkrnn_lens.selectivity.tuning import TuningSums
 
 CATEGORIES = {
@@ -32,7 +35,9 @@ CATEGORIES = {
 
 ARRAYS = ("steps", "total", "squares", "counts", "design", "design_total", "sums", "null_sums")
 TUNING_ARRAYS = ("counts", "sums", "squares")
-KEY, TUNING = "selectivity", "tuning"
+KEY, TUNING, PERIOD = "selectivity", "tuning", "period"
+STORED = {TUNING: TUNING_ARRAYS, PERIOD: PERIOD_ARRAYS}
+"""The arrays each kind of sums keeps (a feature's: ``ARRAYS``)."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +65,14 @@ class Plan:
         return [(layer, q, f) for layer in self.layers for q in self.quantities for f in self.features]
 
 
-def new_sums(plan: Plan, units: int) -> dict[tuple, FeatureSums | TuningSums]:
+def new_sums(plan: Plan, units: int) -> dict[tuple, FeatureSums | TuningSums | PeriodSums]:
     """Every (layer, quantity, feature)'s sums, and each (layer, quantity)'s bar-phase
-    tuning sums under the key (layer, quantity, TUNING)."""
+    tuning sums and bar-period sums under the keys (layer, quantity, TUNING / PERIOD)."""
     sums = {key: FeatureSums(key[2], CATEGORIES[key[2]], units, plan.shuffles) for key in plan.keys()}
     for layer in plan.layers:
         for quantity in plan.quantities:
             sums[layer, quantity, TUNING] = TuningSums(plan.tuning_bins, units)
+            sums[layer, quantity, PERIOD] = PeriodSums(units)
     return sums
 
 
@@ -76,11 +82,16 @@ def add_tune(
     """One tune's steps into every (layer, quantity, feature)'s sums; each feature's
     values and shuffles are prepared once for all the layers and quantities."""
     orders = tune_orders(tune_id, len(features), plan.shuffles, plan.seed)
+    phase = features[PHASE].to_numpy(dtype=float)
+    bars = (features["bar"].to_numpy(), phase, (features["input_type"] == "bar").to_numpy())
     prepared = {}
     for (layer, quantity, feature), feature_sums in sums.items():
         x = capture.quantity(layer, quantity)
         if feature == TUNING:
-            feature_sums.add(x, features[PHASE].to_numpy(dtype=float))
+            feature_sums.add(x, phase)
+            continue
+        if feature == PERIOD:
+            feature_sums.add(x, *bars)
             continue
         if feature not in prepared:
             prepared[feature] = feature_sums.prepare(_values(features[feature]), orders)
@@ -99,14 +110,14 @@ def to_arrays(sums: dict[tuple, FeatureSums]) -> dict[str, np.ndarray]:
     return {
         f"{KEY}.{layer}.{q}.{f}.{name}": getattr(s, name)
         for (layer, q, f), s in sums.items()
-        for name in (TUNING_ARRAYS if f == TUNING else ARRAYS)
+        for name in STORED.get(f, ARRAYS)
     }
 
 
 def from_arrays(arrays: dict[str, np.ndarray], plan: Plan, units: int) -> dict[tuple, FeatureSums]:
     sums = new_sums(plan, units)
     for (layer, q, f), feature_sums in sums.items():
-        for name in TUNING_ARRAYS if f == TUNING else ARRAYS:
+        for name in STORED.get(f, ARRAYS):
             setattr(feature_sums, name, arrays[f"{KEY}.{layer}.{q}.{f}.{name}"])
     return sums
 
@@ -118,7 +129,7 @@ def selectivity_table(sums: dict[tuple, FeatureSums], fdr: float) -> pd.DataFram
     unit is selected at ``fdr``."""
     frames = []
     for (layer, quantity, feature), feature_sums in sums.items():
-        if feature == TUNING:
+        if feature in STORED:
             continue
         observed, null = feature_sums.statistic()
         p = pooled_p_values(observed, null)
@@ -169,3 +180,27 @@ def tuning_table(sums: dict[tuple, FeatureSums | TuningSums]) -> pd.DataFrame:
     ]
     table = pd.concat(frames, ignore_index=True)
     return table[["layer", "quantity", *[c for c in table.columns if c not in ("layer", "quantity")]]]
+
+
+def period_tables(
+    sums: dict[tuple, FeatureSums | TuningSums | PeriodSums],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sturm's bar-period analysis (``selectivity.period``): one row per (layer,
+    quantity, unit), and one per (layer, quantity) for the population with its best
+    unit and how many units' share lies above the flat spectrum's (their band's low end)."""
+    units, population = [], []
+    for (layer, quantity, feature), period in sums.items():
+        if feature != PERIOD:
+            continue
+        table = period.table().assign(layer=np.int8(layer), quantity=quantity)
+        units.append(table)
+        best = table.loc[table["mean_share"].idxmax()] if table["mean_share"].notna().any() else None
+        population.append(
+            {"layer": np.int8(layer), "quantity": quantity, **period.population(),
+             "best_unit": np.int16(best["unit"]) if best is not None else np.int16(-1),
+             "best_unit_share": best["mean_share"] if best is not None else np.nan,
+             "n_units_above_flat": int((table["share_low"] > table["flat_share"]).sum())}
+        )  # fmt: skip
+    table = pd.concat(units, ignore_index=True)
+    first = ["layer", "quantity"]
+    return table[first + [c for c in table.columns if c not in first]], pd.DataFrame(population)

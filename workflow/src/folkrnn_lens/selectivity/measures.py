@@ -42,7 +42,7 @@ class Prepared:
 
     defined: np.ndarray  # (n,) bool
     terms: np.ndarray  # (defined steps, C)
-    orders: np.ndarray  # (K, defined steps)
+    shuffled: np.ndarray  # (K * C, defined steps): the terms of every shuffle, transposed
 
 
 @dataclass
@@ -77,11 +77,13 @@ class FeatureSums:
         quantity) that takes the same feature."""
         values = np.asarray(values, dtype=object if self.feature != PHASE else float)
         defined = np.array([v is not None and v == v for v in values])  # v == v: not NaN
-        return Prepared(defined, self._terms(values[defined]), _restricted(orders, defined))
+        terms = self._terms(values[defined])
+        shuffled = terms[_restricted(orders, defined)]  # (K, defined steps, C)
+        return Prepared(defined, terms, shuffled.transpose(0, 2, 1).reshape(-1, len(terms)))
 
     def add_prepared(self, x: np.ndarray, prepared: Prepared) -> None:
         """One tune's activations ``x`` (n, U) with its prepared feature."""
-        x, terms, orders = np.asarray(x, np.float64)[prepared.defined], prepared.terms, prepared.orders
+        x, terms = np.asarray(x, np.float64)[prepared.defined], prepared.terms
         self.steps += len(x)
         self.total += fixed(x.sum(axis=0))
         self.squares += fixed((x * x).sum(axis=0))
@@ -91,8 +93,7 @@ class FeatureSums:
             self.design_total += fixed(terms.sum(axis=0))
         else:
             self.counts += terms.sum(axis=0).astype(np.int64)
-        for k, order in enumerate(orders):
-            self.null_sums[k] += fixed(terms[order].T @ x)
+        self.null_sums += fixed(prepared.shuffled @ x).reshape(self.null_sums.shape)  # one product
 
     def _terms(self, values: np.ndarray) -> np.ndarray:
         if self.feature == PHASE:

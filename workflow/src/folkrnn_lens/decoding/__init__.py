@@ -1,0 +1,1 @@
+"""Linear probes of the layers' states over a corpus analysis, with control tasks."""
