@@ -40,36 +40,49 @@ def benchmark_rows(workdir: Path) -> list[tuple[str, float, float]]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, jobs: bool = True) -> argparse.Namespace:
+    """The benchmarks' options: the model, a sample of the tunes, the parts, a folder to keep."""
+    parser = argparse.ArgumentParser(description=description)
     default_model = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]["file"]
     parser.add_argument("--model", default=default_model, help="checkpoint (default: config.yaml's)")
     parser.add_argument("--sample", type=int, help="only this many tunes (default: all)")
-    parser.add_argument("--jobs", type=int, default=2, help="parts the tunes are split into")
+    if jobs:
+        parser.add_argument("--jobs", type=int, default=2, help="parts the tunes are split into")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def corpus_workdir(args: argparse.Namespace, prefix: str) -> Path:
+    """A fresh folder whose config.yaml analyses every tune of O'Neill's and Ryan's (or
+    ``args.sample`` of them) as corpus analysis ``all``, with the corpus settings of
+    config.yaml's music21_sample."""
     model = Path(args.model)
     if not model.is_absolute():
         model = ROOT / model
     if not model.exists():
         sys.exit(f"{model}: no such model; pass --model FILE (a folk-rnn v2 checkpoint)")
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="corpus_speed_"))
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix=prefix))
     if args.keep and workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     defaults = yaml.safe_load((ROOT / "config.yaml").read_text())
     corpus_resemblance = defaults["corpus_analysis"]["music21_sample"].get("resemblance", {})
     tunes = {"corpus": "folk"} | ({"sample": args.sample} if args.sample else {})
+    jobs = getattr(args, "jobs", 2)
     config = {
         "model": {"file": str(model)},
         "corpora": {"folk": {"sources": ["music21:oneills1850", "music21:ryansMammoth"]}},
         "transcriptions": {"unused": {"tokens": str(ROOT / "resources" / "data_v2_excerpt.txt")}},
         "record": {},
-        # the corpus settings of config.yaml's music21_sample
-        "corpus_analysis": {"all": {"tunes": tunes, "jobs": args.jobs, "resemblance": corpus_resemblance}},
+        "corpus_analysis": {"all": {"tunes": tunes, "jobs": jobs, "resemblance": corpus_resemblance}},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    workdir = corpus_workdir(args, "corpus_speed_")
     targets = [
         "results/corpus_analysis/all/aggregate.parquet",
         "results/corpus_analysis/all/figures/winners.png",

@@ -16,20 +16,17 @@ analysis without them. Prints, per part, both and their ratio, the parts' peak m
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus_speed import benchmark_rows  # noqa: E402  (the benchmark files' reader)
+from corpus_speed import arguments, benchmark_rows, corpus_workdir  # noqa: E402  (shared set-up)
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
@@ -46,28 +43,8 @@ def part_seconds(log: str) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_model = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]["file"]
-    parser.add_argument("--model", default=default_model, help="checkpoint (default: config.yaml's)")
-    parser.add_argument("--sample", type=int, help="only this many tunes (default: all)")
-    parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
-    args = parser.parse_args()
-
-    model = Path(args.model) if Path(args.model).is_absolute() else ROOT / args.model
-    workdir = args.keep or Path(tempfile.mkdtemp(prefix="encoding_speed_"))
-    if args.keep and workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    defaults = yaml.safe_load((ROOT / "config.yaml").read_text())
-    resemblance = defaults["corpus_analysis"]["music21_sample"].get("resemblance", {})
-    tunes = {"corpus": "folk"} | ({"sample": args.sample} if args.sample else {})
-    config = {
-        "model": {"file": str(model)},
-        "corpora": {"folk": {"sources": ["music21:oneills1850", "music21:ryansMammoth"]}},
-        "transcriptions": {"unused": {"tokens": str(ROOT / "resources" / "data_v2_excerpt.txt")}},
-        "corpus_analysis": {"all": {"tunes": tunes, "jobs": 2, "resemblance": resemblance}},
-    }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    args = arguments(__doc__.splitlines()[0], jobs=False)  # two parts, as the targets say
+    workdir = corpus_workdir(args, "encoding_speed_")
     start = time.perf_counter()
     command = [*SNAKEMAKE, "-d", str(workdir), "results/corpus_analysis/all/figures/bar_clock.png"]
     result = subprocess.run([*command, "-j", "2", "-q", "progress"], capture_output=True, text=True)

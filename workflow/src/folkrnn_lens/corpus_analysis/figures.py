@@ -221,10 +221,7 @@ def selectivity(table: pd.DataFrame, path, title: str) -> None:
     units (columns, ordered by their largest statistic), the units selected at the FDR
     in full colour, the others faint; each feature's count of selected units."""
     if table.empty:
-        fig = plt.figure(figsize=(6, 1.5))
-        fig.text(0.5, 0.5, f"{title}\nno unit selectivity measured (selectivity: {{enabled: false}})",
-                 ha="center", va="center", fontsize=9)  # fmt: skip
-        _save(fig, path)
+        _nothing(path, title, "no unit selectivity measured (selectivity: {enabled: false})")
         return
     layers, quantities = sorted(table["layer"].unique()), list(dict.fromkeys(table["quantity"]))
     features = list(dict.fromkeys(table["feature"]))
@@ -265,11 +262,7 @@ def tuning(curves: pd.DataFrame, selective: pd.DataFrame, path, title: str, show
     ``shown`` units with the largest bar-phase R^2 (or, where the bar phase's
     selectivity is not measured, the widest curves), each with its 95% band."""
     if curves.empty:
-        fig = plt.figure(figsize=(6, 1.5))
-        fig.text(
-            0.5, 0.5, f"{title}\nno tuning curves (selectivity: {{enabled: false}})", ha="center", va="center"
-        )
-        _save(fig, path)
+        _nothing(path, title, "no tuning curves (selectivity: {enabled: false})")
         return
     layers, quantities = sorted(curves["layer"].unique()), list(dict.fromkeys(curves["quantity"]))
     size = (3.6 * len(layers) + 0.6, 2.7 * len(quantities) + 0.9)
@@ -309,13 +302,8 @@ def bar_period(units: pd.DataFrame, population: pd.DataFrame, path, title: str) 
     if units.empty:
         _nothing(path, title, "no bar-period analysis (selectivity: {enabled: false})")
         return
-    layers, quantities = sorted(units["layer"].unique()), list(dict.fromkeys(units["quantity"]))
-    fig, axes = plt.subplots(
-        1, len(quantities), figsize=(4.2 * len(quantities) + 0.6, 3.6), squeeze=False, sharey=True,
-        layout="constrained",
-    )  # fmt: skip
-    for c, quantity in enumerate(quantities):
-        ax = axes[0, c]
+    layers, quantities, fig, axes = _quantity_panels(units, 4.2, 3.6)
+    for ax, quantity in zip(axes, quantities):
         for k, layer in enumerate(layers):
             rows = units[(units["layer"] == layer) & (units["quantity"] == quantity)]
             rows = rows.dropna(subset=["mean_share"]).sort_values("mean_share", ascending=False)
@@ -333,13 +321,23 @@ def bar_period(units: pd.DataFrame, population: pd.DataFrame, path, title: str) 
         ax.set_xlabel("units, ranked by their share", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=6.5, frameon=False)
-    axes[0, 0].set_ylabel("share of variance at the bar period", fontsize=8)
+    axes[0].set_ylabel("share of variance at the bar period", fontsize=8)
     fig.suptitle(
         f"{title}\nthe bar period: each unit's share of variance one cycle a bar, mean over tunes (95% band)"
         f"\neach tune resampled on its bar position ({PER_BAR} samples a bar)",
         fontsize=9,
     )
     _save(fig, path)
+
+
+def _quantity_panels(table: pd.DataFrame, width: float, height: float):
+    """The table's layers and quantities, and a row of panels sharing a y axis, one a quantity."""
+    layers, quantities = sorted(table["layer"].unique()), list(dict.fromkeys(table["quantity"]))
+    size = (width * len(quantities) + 0.6, height)
+    fig, axes = plt.subplots(
+        1, len(quantities), figsize=size, squeeze=False, sharey=True, layout="constrained"
+    )
+    return layers, quantities, fig, axes[0]
 
 
 def _nothing(path, title: str, what: str) -> None:
@@ -405,13 +403,8 @@ def bar_clock(clock: pd.DataFrame, path, title: str) -> None:
     if clock.empty:
         _nothing(path, title, "no bar clock (decoding: {enabled: false}, or under two tunes: see its log)")
         return
-    layers, quantities = sorted(clock["layer"].unique()), list(dict.fromkeys(clock["quantity"]))
-    fig, axes = plt.subplots(
-        1, len(quantities), figsize=(3.8 * len(quantities) + 0.6, 3.4), squeeze=False, sharey=True,
-        layout="constrained",
-    )  # fmt: skip
-    for c, quantity in enumerate(quantities):
-        ax = axes[0, c]
+    layers, quantities, fig, axes = _quantity_panels(clock, 3.8, 3.4)
+    for ax, quantity in zip(axes, quantities):
         for k, layer in enumerate(layers):
             rows = clock[(clock["layer"] == layer) & (clock["quantity"] == quantity)]
             best = rows.iloc[0]["top_units"].split()[0] if len(rows) else "?"
@@ -425,7 +418,7 @@ def bar_clock(clock: pd.DataFrame, path, title: str) -> None:
         ax.set_xlabel("units decoded from (the most phase-selective first)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.legend(fontsize=7, frameon=False)
-    axes[0, 0].set_ylabel("held-out R² of the bar phase", fontsize=8)
+    axes[0].set_ylabel("held-out R² of the bar phase", fontsize=8)
     fig.suptitle(f"{title}\nthe bar clock: single units or a population?", fontsize=9)
     _save(fig, path)
 

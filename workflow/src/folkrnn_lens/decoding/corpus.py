@@ -83,6 +83,7 @@ def decode_features(x, features: pd.DataFrame, test: np.ndarray, plan: Plan) -> 
     """Every feature's probe and control probe on one layer and quantity's states ``x``,
     rows aligned with ``features``; ``test``: whether each row is a held-out tune's."""
     rows = []
+    tokens = features["input_token"].to_numpy(dtype=object)
     for feature in plan.features:
         labels = feature_labels(features, feature, plan.phase_bins)
         defined = labels.notna().to_numpy()
@@ -92,20 +93,20 @@ def decode_features(x, features: pd.DataFrame, test: np.ndarray, plan: Plan) -> 
             log.warning("feature %s: no labelled steps to train or test on; its probe is left out", feature)
             continue
         y = np.array([str(v) for v in y], dtype=object)  # one sortable type per feature
-        probe = fit_probe(x[train], y[train], plan.l2, plan.iterations)
-        tokens = features["input_token"].to_numpy(dtype=object)
+        x_train, x_held = x[train], x[held]  # copied once for both probes
+        probe = fit_probe(x_train, y[train], plan.l2, plan.iterations)
         control_map = control_labels(tokens, y[train], plan.seed, feature)
         control = np.array([control_map[t] for t in tokens], dtype=object)
-        control_probe = fit_probe(x[train], control[train], plan.l2, plan.iterations)
-        accuracy = probe.accuracy(x[held], y[held])
-        control_accuracy = control_probe.accuracy(x[held], control[held])
+        control_probe = fit_probe(x_train, control[train], plan.l2, plan.iterations)
+        accuracy = probe.accuracy(x_held, y[held])
+        control_accuracy = control_probe.accuracy(x_held, control[held])
         rows.append(
             {
                 "feature": feature,
                 "n_classes": len(probe.classes),
                 "n_train": int(train.sum()),
                 "n_test": int(held.sum()),
-                "train_accuracy": probe.accuracy(x[train], y[train]),
+                "train_accuracy": probe.accuracy(x_train, y[train]),
                 "accuracy": accuracy,
                 "control_accuracy": control_accuracy,
                 "selectivity": accuracy - control_accuracy,
