@@ -85,7 +85,8 @@ def difference_name(layer: int, quantity: str, gramian: str = "abs") -> str:
 
 
 def array_name(layer: int, quantity: str) -> str:
-    """The name of one recorded (steps, units) array in the explorer (``L2.h``)."""
+    """The name of one recorded (steps, units) array in the explorer, and of a state
+    column of the probes' samples (``L2.h``)."""
     return f"L{layer}.{quantity}"
 
 

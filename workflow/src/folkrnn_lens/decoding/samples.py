@@ -17,10 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-
-def state_column(layer: int, quantity: str) -> str:
-    """The column of a layer's quantity (``L2.h``), as the matrices name it."""
-    return f"L{layer}.{quantity}"
+from folkrnn_lens.names import array_name
 
 
 def sample_steps(tune_id: int, n_steps: int, per_tune: int, seed: int) -> np.ndarray:
@@ -37,7 +34,7 @@ class StateWriter:
     def __init__(self, path: str | Path, columns: list[tuple[int, str]], units: int, metadata: dict):
         self.path, self.columns, self.units = Path(path), columns, units
         fields = [("tune_id", pa.int32()), ("step", pa.int32())]
-        fields += [(state_column(*c), pa.list_(pa.float32(), units)) for c in columns]
+        fields += [(array_name(*c), pa.list_(pa.float32(), units)) for c in columns]
         self.schema = pa.schema(fields, metadata={"folkrnn_lens": json.dumps(metadata)})
         self.pending: list[pa.RecordBatch] = []
         self.writer = pq.ParquetWriter(self.path, self.schema)
@@ -64,7 +61,7 @@ class StateWriter:
 def load_states(paths: list[str | Path], layer: int, quantity: str) -> tuple[np.ndarray, np.ndarray]:
     """The sampled rows of every part, in tune order: (N, 2) ``tune_id``, ``step`` and
     the (N, units) states of one layer and quantity (one column read at a time)."""
-    column = state_column(layer, quantity)
+    column = array_name(layer, quantity)
     keys, states = [], []
     for path in paths:
         table = pq.read_table(path, columns=["tune_id", "step", column])
